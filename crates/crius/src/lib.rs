@@ -1,0 +1,1 @@
+//! crius: a CRI runtime.
