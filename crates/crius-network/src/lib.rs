@@ -1,0 +1,1 @@
+//! crius-network
