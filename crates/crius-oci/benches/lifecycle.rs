@@ -1,0 +1,2 @@
+//! Lifecycle benchmark (filled in later).
+fn main() {}
