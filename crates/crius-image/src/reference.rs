@@ -1,0 +1,184 @@
+//! Image references, normalised as the kubelet and Docker do.
+
+use std::fmt;
+
+use crate::error::{ImageError, Result};
+
+/// A fully qualified image reference: `registry/repository[:tag][@digest]`.
+///
+/// `busybox` normalises to `docker.io/library/busybox:latest`; a reference with a digest
+/// and no tag keeps no tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageReference {
+    /// Registry host\[:port\], e.g. `docker.io`, `registry.k8s.io`, `127.0.0.1:5000`.
+    pub registry: String,
+    /// Repository path, e.g. `library/busybox`.
+    pub repository: String,
+    /// Tag, if any (`latest` is filled in when neither tag nor digest is given).
+    pub tag: Option<String>,
+    /// Digest (`sha256:<hex>`), if any.
+    pub digest: Option<String>,
+}
+
+impl ImageReference {
+    /// Parses and normalises a reference; errors with [`ImageError::InvalidReference`].
+    pub fn parse(input: &str) -> Result<Self> {
+        let invalid = |reason: String| ImageError::InvalidReference {
+            reference: input.to_string(),
+            reason,
+        };
+        if input.is_empty() {
+            return Err(invalid("empty reference".into()));
+        }
+        if input.trim() != input {
+            return Err(invalid("leading or trailing whitespace".into()));
+        }
+        let r: oci_client::Reference = input.parse().map_err(|e| invalid(format!("{e}")))?;
+        if let Some(d) = r.digest() {
+            validate_digest(d).map_err(invalid)?;
+        }
+        Ok(ImageReference {
+            registry: r.registry().to_string(),
+            repository: r.repository().to_string(),
+            tag: r.tag().map(str::to_string),
+            digest: r.digest().map(str::to_string),
+        })
+    }
+
+    /// `registry/repository`, without tag or digest.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// `registry/repository:tag`, if the reference has a tag and no digest (the form stored
+    /// in RepoTags; a tag+digest reference is pulled by digest and, as Docker does, keeps no tag).
+    pub fn repo_tag(&self) -> Option<String> {
+        match (&self.tag, &self.digest) {
+            (Some(t), None) => Some(format!("{}:{}", self.name(), t)),
+            _ => None,
+        }
+    }
+
+    /// `registry/repository@digest` for the given manifest digest (the RepoDigests form).
+    pub fn repo_digest(&self, digest: &str) -> String {
+        format!("{}@{}", self.name(), digest)
+    }
+
+    /// What to ask the registry for: the digest if any, else the tag.
+    pub fn tag_or_digest(&self) -> &str {
+        self.digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .unwrap_or("latest")
+    }
+
+    /// The same repository on another registry/repository (for mirrors), for oci-client.
+    pub(crate) fn to_oci(&self, registry: &str, repository: &str) -> oci_client::Reference {
+        match (&self.tag, &self.digest) {
+            (_, Some(d)) => {
+                oci_client::Reference::with_digest(registry.into(), repository.into(), d.clone())
+            }
+            (Some(t), None) => {
+                oci_client::Reference::with_tag(registry.into(), repository.into(), t.clone())
+            }
+            (None, None) => {
+                oci_client::Reference::with_tag(registry.into(), repository.into(), "latest".into())
+            }
+        }
+    }
+}
+
+impl fmt::Display for ImageReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name())?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks `algorithm:hex` with a known algorithm and the right length.
+pub(crate) fn validate_digest(d: &str) -> std::result::Result<(), String> {
+    let (alg, hex) = d
+        .split_once(':')
+        .ok_or_else(|| format!("digest {d:?} has no algorithm"))?;
+    let len = match alg {
+        "sha256" => 64,
+        "sha512" => 128,
+        other => return Err(format!("unsupported digest algorithm {other:?}")),
+    };
+    if hex.len() != len || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(format!("digest {d:?} is not {len} lowercase hex digits"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn normalises_like_docker() {
+        let cases = [
+            ("busybox", "docker.io/library/busybox:latest"),
+            ("busybox:1.36", "docker.io/library/busybox:1.36"),
+            ("library/busybox", "docker.io/library/busybox:latest"),
+            ("docker.io/busybox", "docker.io/library/busybox:latest"),
+            ("index.docker.io/library/busybox", "docker.io/library/busybox:latest"),
+            ("quay.io/foo/bar", "quay.io/foo/bar:latest"),
+            ("localhost/foo", "localhost/foo:latest"),
+            ("127.0.0.1:5000/pause:3.9", "127.0.0.1:5000/pause:3.9"),
+            ("registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.9"),
+        ];
+        for (input, want) in cases {
+            let r = ImageReference::parse(input).unwrap();
+            assert_eq!(r.to_string(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn digest_forms() {
+        let r = ImageReference::parse(&format!("busybox@{D}")).unwrap();
+        assert_eq!(r.tag, None);
+        assert_eq!(r.digest.as_deref(), Some(D));
+        assert_eq!(r.repo_tag(), None);
+        assert_eq!(r.to_string(), format!("docker.io/library/busybox@{D}"));
+
+        let r = ImageReference::parse(&format!("busybox:1@{D}")).unwrap();
+        assert_eq!(r.tag.as_deref(), Some("1"));
+        assert_eq!(r.digest.as_deref(), Some(D));
+        assert_eq!(r.tag_or_digest(), D);
+        assert_eq!(
+            r.repo_digest(D),
+            format!("docker.io/library/busybox@{D}")
+        );
+    }
+
+    #[test]
+    fn rejects_invalid_with_reason() {
+        for bad in [
+            "",
+            "Busybox",
+            "busybox:",
+            "busybox@sha256:abc",
+            "busybox@md5:0123456789abcdef0123456789abcdef",
+            "a//b",
+            " busybox",
+            "busybox:bad tag",
+        ] {
+            match ImageReference::parse(bad) {
+                Err(ImageError::InvalidReference { reference, reason }) => {
+                    assert_eq!(reference, bad);
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("{bad:?}: expected InvalidReference, got {other:?}"),
+            }
+        }
+    }
+}

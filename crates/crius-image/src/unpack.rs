@@ -1,0 +1,475 @@
+//! Safe unpacking of a layer tarball into an empty directory, in overlayfs form.
+//!
+//! Every path is resolved inside the layer root with `openat2(RESOLVE_BENEATH)`, so no
+//! `..`, absolute path, symlink or hard link can make us write outside it: such entries are
+//! refused with [`ImageError::HostileLayer`] naming the entry. Whiteouts become overlayfs
+//! whiteouts (char device 0/0) and opaque markers become `trusted.overlay.opaque=y`.
+
+use std::ffi::OsStr;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{
+    self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
+};
+use rustix::io::Errno;
+use tar::EntryType;
+
+use crate::error::{ImageError, Result};
+
+/// Overlayfs opaque-directory xattr.
+pub(crate) const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// What an unpack wrote.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct UnpackStats {
+    /// Sum of regular file sizes.
+    pub bytes: u64,
+    /// Number of entries created.
+    pub inodes: u64,
+}
+
+struct DirMeta {
+    path: Vec<u8>,
+    mode: u32,
+    mtime: i64,
+}
+
+struct Unpacker<'a> {
+    root: OwnedFd,
+    layer: &'a str,
+    entry: String,
+    dirs: Vec<DirMeta>,
+    stats: UnpackStats,
+    xattr_warned: bool,
+}
+
+/// Unpacks the (uncompressed) tar stream `reader` into the existing empty directory `dest`.
+/// `layer` names the layer in errors.
+pub(crate) fn unpack_layer<R: Read>(reader: R, dest: &Path, layer: &str) -> Result<UnpackStats> {
+    let root = rfs::open(
+        dest,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ImageError::io("open layer dir", dest, e.into()))?;
+    let mut u = Unpacker {
+        root,
+        layer,
+        entry: String::new(),
+        dirs: Vec::new(),
+        stats: UnpackStats::default(),
+        xattr_warned: false,
+    };
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive
+        .entries()
+        .map_err(|e| u.bad_tar(format!("read tar: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| u.bad_tar(format!("read tar entry: {e}")))?;
+        u.entry = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        u.one(&mut entry)?;
+    }
+    u.finish_dirs()?;
+    Ok(u.stats)
+}
+
+/// Splits a tar path into its components; refuses absolute paths and `..`.
+fn clean_components(raw: &[u8]) -> std::result::Result<Vec<&[u8]>, String> {
+    if raw.first() == Some(&b'/') {
+        return Err("absolute path".into());
+    }
+    let mut out = Vec::new();
+    for c in raw.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return Err("path has a \"..\" component".into()),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+fn join(components: &[&[u8]]) -> Vec<u8> {
+    if components.is_empty() {
+        return b".".to_vec();
+    }
+    components.join(&b'/')
+}
+
+fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+impl Unpacker<'_> {
+    fn hostile(&self, reason: impl Into<String>) -> ImageError {
+        ImageError::HostileLayer {
+            layer: self.layer.to_string(),
+            entry: self.entry.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn bad_tar(&self, reason: String) -> ImageError {
+        ImageError::HostileLayer {
+            layer: self.layer.to_string(),
+            entry: self.entry.clone(),
+            reason,
+        }
+    }
+
+    fn fs_err(&self, step: &str, e: impl Into<io::Error>) -> ImageError {
+        let e: io::Error = e.into();
+        ImageError::HostileLayer {
+            layer: self.layer.to_string(),
+            entry: self.entry.clone(),
+            reason: format!("{step}: {e}"),
+        }
+    }
+
+    /// Opens directory `rel` (components) beneath the root; symlinks may be followed only
+    /// while they stay inside. Creates missing directories when `create` is set.
+    fn open_dir(&self, comps: &[&[u8]], flags: OFlags, create: bool) -> Result<OwnedFd> {
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let oflags = flags | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        match rfs::openat2(&self.root, os(&join(comps)), oflags, Mode::empty(), resolve) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::NOENT) if create => {}
+            Err(e) => return Err(self.resolve_err(e)),
+        }
+        // Walk and create what is missing.
+        for i in 1..=comps.len() {
+            let prefix = join(&comps[..i]);
+            match rfs::openat2(
+                &self.root,
+                os(&prefix),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                resolve,
+            ) {
+                Ok(_) => continue,
+                Err(Errno::NOENT) => {
+                    let parent = self.open_dir(&comps[..i - 1], OFlags::PATH, false)?;
+                    match rfs::mkdirat(&parent, os(comps[i - 1]), Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(self.fs_err("create parent directory", e)),
+                    }
+                }
+                Err(e) => return Err(self.resolve_err(e)),
+            }
+        }
+        rfs::openat2(&self.root, os(&join(comps)), oflags, Mode::empty(), resolve)
+            .map_err(|e| self.resolve_err(e))
+    }
+
+    fn resolve_err(&self, e: Errno) -> ImageError {
+        match e {
+            Errno::XDEV => self.hostile("path leads outside the layer (through a symlink or ..)"),
+            Errno::NOTDIR => self.hostile("a parent path component is not a directory"),
+            Errno::LOOP => self.hostile("too many symlinks in path"),
+            e => self.fs_err("resolve parent", e),
+        }
+    }
+
+    /// Removes whatever is at `name` in `parent`, unless it is a directory and `keep_dir`.
+    /// Returns true when a directory was kept.
+    fn clear(&self, parent: &OwnedFd, name: &[u8], keep_dir: bool) -> Result<bool> {
+        match rfs::statat(parent, os(name), AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(self.fs_err("stat existing", e)),
+            Ok(st) => {
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    if keep_dir {
+                        return Ok(true);
+                    }
+                    remove_tree_at(parent.as_fd(), name)
+                        .map_err(|e| self.fs_err("remove existing directory", e))?;
+                } else {
+                    rfs::unlinkat(parent, os(name), AtFlags::empty())
+                        .map_err(|e| self.fs_err("remove existing", e))?;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn one<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink
+        ) {
+            return Ok(());
+        }
+        let raw = entry.path_bytes().into_owned();
+        let comps = clean_components(&raw).map_err(|r| self.hostile(r))?;
+        let Some((&name, parent_comps)) = comps.split_last() else {
+            // The layer root itself ("./"): nothing to create.
+            return Ok(());
+        };
+        let name_str = String::from_utf8_lossy(name);
+
+        // Whiteouts.
+        if let Some(target) = name_str.strip_prefix(WHITEOUT_PREFIX) {
+            if name_str == OPAQUE_MARKER {
+                let dir = self.open_dir(parent_comps, OFlags::RDONLY, true)?;
+                rfs::fsetxattr(&dir, OPAQUE_XATTR, b"y", XattrFlags::empty())
+                    .map_err(|e| self.fs_err("set opaque xattr", e))?;
+                return Ok(());
+            }
+            if target.starts_with(".wh.") {
+                // Other AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): not content.
+                return Ok(());
+            }
+            if target.is_empty() || target == "." || target == ".." || target.contains('/') {
+                return Err(self.hostile(format!("whiteout of {target:?}")));
+            }
+            let parent = self.open_dir(parent_comps, OFlags::PATH, true)?;
+            self.clear(&parent, target.as_bytes(), false)?;
+            rfs::mknodat(
+                &parent,
+                target,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                rfs::makedev(0, 0),
+            )
+            .map_err(|e| self.fs_err("create whiteout", e))?;
+            self.stats.inodes += 1;
+            return Ok(());
+        }
+
+        let xattrs = pax_xattrs(entry).map_err(|e| self.fs_err("read pax headers", e))?;
+        let header = entry.header().clone();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let uid = header.uid().unwrap_or(0) as u32;
+        let gid = header.gid().unwrap_or(0) as u32;
+        let mtime = header.mtime().unwrap_or(0) as i64;
+        let owner = (
+            Some(rfs::Uid::from_raw(uid)),
+            Some(rfs::Gid::from_raw(gid)),
+        );
+        let times = Timestamps {
+            last_access: Timespec { tv_sec: mtime, tv_nsec: 0 },
+            last_modification: Timespec { tv_sec: mtime, tv_nsec: 0 },
+        };
+        let parent = self.open_dir(parent_comps, OFlags::PATH, true)?;
+        self.stats.inodes += 1;
+
+        match kind {
+            EntryType::Directory => {
+                let kept = self.clear(&parent, name, true)?;
+                if !kept {
+                    rfs::mkdirat(&parent, os(name), Mode::from_raw_mode(0o700))
+                        .map_err(|e| self.fs_err("mkdir", e))?;
+                }
+                rfs::chownat(&parent, os(name), owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| self.fs_err("chown", e))?;
+                if !xattrs.is_empty() {
+                    let fd = rfs::openat(
+                        &parent,
+                        os(name),
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| self.fs_err("open dir", e))?;
+                    for (k, v) in &xattrs {
+                        self.set_xattr(rfs::fsetxattr(&fd, os(k), v, XattrFlags::empty()), k)?;
+                    }
+                }
+                self.dirs.push(DirMeta {
+                    path: join(&comps),
+                    mode,
+                    mtime,
+                });
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                self.clear(&parent, name, false)?;
+                let fd = rfs::openat(
+                    &parent,
+                    os(name),
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| self.fs_err("create file", e))?;
+                let mut file = std::fs::File::from(fd);
+                let n = io::copy(entry, &mut file).map_err(|e| self.fs_err("write file", e))?;
+                self.stats.bytes += n;
+                rfs::fchown(&file, owner.0, owner.1).map_err(|e| self.fs_err("chown", e))?;
+                for (k, v) in &xattrs {
+                    self.set_xattr(rfs::fsetxattr(&file, os(k), v, XattrFlags::empty()), k)?;
+                }
+                rfs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(|e| self.fs_err("chmod", e))?;
+                rfs::futimens(&file, &times).map_err(|e| self.fs_err("set times", e))?;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| self.hostile("symlink without target"))?
+                    .into_owned();
+                self.clear(&parent, name, false)?;
+                rfs::symlinkat(os(&target), &parent, os(name))
+                    .map_err(|e| self.fs_err("symlink", e))?;
+                rfs::chownat(&parent, os(name), owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| self.fs_err("chown", e))?;
+                self.set_path_xattrs(&parent, name, &xattrs)?;
+                rfs::utimensat(&parent, os(name), &times, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| self.fs_err("set times", e))?;
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| self.hostile("hard link without target"))?
+                    .into_owned();
+                let tcomps = clean_components(&target)
+                    .map_err(|r| self.hostile(format!("hard link target: {r}")))?;
+                let Some((&tname, tparent_comps)) = tcomps.split_last() else {
+                    return Err(self.hostile("hard link to the layer root"));
+                };
+                let tparent = self.open_dir(tparent_comps, OFlags::PATH, false)?;
+                let st = rfs::statat(&tparent, os(tname), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| self.fs_err("hard link target", e))?;
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    return Err(self.hostile("hard link to a directory"));
+                }
+                if join(&tcomps) == join(&comps) {
+                    return Ok(());
+                }
+                self.clear(&parent, name, false)?;
+                rfs::linkat(&tparent, os(tname), &parent, os(name), AtFlags::empty())
+                    .map_err(|e| self.fs_err("hard link", e))?;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let ft = match kind {
+                    EntryType::Char => FileType::CharacterDevice,
+                    EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                self.clear(&parent, name, false)?;
+                rfs::mknodat(
+                    &parent,
+                    os(name),
+                    ft,
+                    Mode::from_raw_mode(mode & 0o777),
+                    rfs::makedev(major, minor),
+                )
+                .map_err(|e| self.fs_err("mknod", e))?;
+                rfs::chownat(&parent, os(name), owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| self.fs_err("chown", e))?;
+                rfs::chmodat(&parent, os(name), Mode::from_raw_mode(mode), AtFlags::empty())
+                    .map_err(|e| self.fs_err("chmod", e))?;
+                self.set_path_xattrs(&parent, name, &xattrs)?;
+                rfs::utimensat(&parent, os(name), &times, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| self.fs_err("set times", e))?;
+            }
+            other => {
+                tracing::debug!(layer = self.layer, entry = %self.entry, ?other, "skipping tar entry type");
+                self.stats.inodes -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_path_xattrs(&mut self, parent: &OwnedFd, name: &[u8], xattrs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        if xattrs.is_empty() {
+            return Ok(());
+        }
+        // The parent is reached through its fd; the final component is not followed.
+        let mut p = format!("/proc/self/fd/{}/", parent.as_raw_fd()).into_bytes();
+        p.extend_from_slice(name);
+        for (k, v) in xattrs {
+            let r = rfs::lsetxattr(os(&p), os(k), v, XattrFlags::empty());
+            self.set_xattr(r, k)?;
+        }
+        Ok(())
+    }
+
+    fn set_xattr(&mut self, r: rustix::io::Result<()>, key: &[u8]) -> Result<()> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(Errno::NOTSUP) | Err(Errno::PERM) => {
+                if !self.xattr_warned {
+                    tracing::warn!(layer = self.layer, entry = %self.entry, key = %String::from_utf8_lossy(key), "filesystem does not keep this xattr; skipped");
+                    self.xattr_warned = true;
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.fs_err("set xattr", e)),
+        }
+    }
+
+    /// Applies directory modes and times last, deepest first, so that writing entries into
+    /// them does not change their mtimes and restrictive modes do not block us.
+    fn finish_dirs(&mut self) -> Result<()> {
+        let dirs = std::mem::take(&mut self.dirs);
+        for d in dirs.iter().rev() {
+            self.entry = String::from_utf8_lossy(&d.path).into_owned();
+            let fd = match rfs::openat2(
+                &self.root,
+                os(&d.path),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+            ) {
+                Ok(fd) => fd,
+                // Replaced or removed by a later entry.
+                Err(Errno::NOENT) | Err(Errno::NOTDIR) | Err(Errno::LOOP) | Err(Errno::XDEV) => continue,
+                Err(e) => return Err(self.fs_err("open dir", e)),
+            };
+            rfs::fchmod(&fd, Mode::from_raw_mode(d.mode)).map_err(|e| self.fs_err("chmod", e))?;
+            let t = Timespec { tv_sec: d.mtime, tv_nsec: 0 };
+            rfs::futimens(&fd, &Timestamps { last_access: t, last_modification: t })
+                .map_err(|e| self.fs_err("set times", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// `SCHILY.xattr.*` PAX records of an entry.
+fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    if let Some(exts) = entry.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            if let Some(k) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
+                out.push((k.to_vec(), ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Removes `name` (a directory tree) under `parent` without following symlinks.
+pub(crate) fn remove_tree_at(parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    let fd = rfs::openat(
+        parent,
+        os(name),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut dir = rfs::Dir::read_from(&fd)?;
+    while let Some(ent) = dir.read() {
+        let ent = ent?;
+        let n = ent.file_name().to_bytes();
+        if n == b"." || n == b".." {
+            continue;
+        }
+        if ent.file_type() == FileType::Directory {
+            remove_tree_at(fd.as_fd(), n)?;
+        } else if ent.file_type() == FileType::Unknown {
+            match rfs::unlinkat(&fd, os(n), AtFlags::empty()) {
+                Err(Errno::ISDIR) | Err(Errno::PERM) => remove_tree_at(fd.as_fd(), n)?,
+                r => r?,
+            }
+        } else {
+            rfs::unlinkat(&fd, os(n), AtFlags::empty())?;
+        }
+    }
+    rfs::unlinkat(parent, os(name), AtFlags::REMOVEDIR)?;
+    Ok(())
+}
