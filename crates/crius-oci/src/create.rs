@@ -1,9 +1,30 @@
 //! Creating a container through the monitor (conmon's command-line and sync-pipe protocol).
+//!
+//! The monitor is started with the arguments CRI-O passes conmon 2.1, the write end of a socket
+//! pair as fd 3 (`_OCI_SYNCPIPE=3`) and the read end of a pipe as fd 4 (`_OCI_STARTPIPE=4`). It
+//! blocks until it reads a byte from the start pipe, forks (the first process exits after
+//! writing `-P`), runs `<runtime> create` and writes one JSON line to the sync pipe:
+//! `{"data": <pid>}` on success or `{"data": -1, "message": "<runtime stderr>"}` on failure.
 
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
 
 use crate::error::{OciError, Result};
-use crate::runtime::Runtime;
+use crate::events::kill_pid_and_wait;
+use crate::runtime::{truncate, Runtime};
+
+/// Longest sync-pipe line accepted (conmon sends at most a few KiB of escaped stderr).
+const MAX_SYNC_LINE: u64 = 1 << 20;
+/// Monitor stdout/stderr kept for error messages.
+const MAX_MONITOR_OUTPUT: u64 = 64 << 10;
+/// How long a failed create waits for leftovers to die before giving up on them.
+const CLEANUP_WAIT: Duration = Duration::from_secs(10);
 
 /// What [`Runtime::create`] needs to know about a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +47,8 @@ pub struct CreateOptions {
     pub stdin_once: bool,
     /// Container pid file (`-p`); default `<bundle>/pidfile`.
     pub pidfile: Option<PathBuf>,
-    /// Directory the monitor keeps per-container data in (`--persist-dir`: `exit`, `oom`,
-    /// `conmon.pid`). Created when missing (and removed again if create fails).
+    /// Directory the monitor keeps per-container data in (`--persist-dir`: `exit`, `oom`;
+    /// we put `conmon.pid` there). Created when missing (and removed again if create fails).
     pub persist_dir: PathBuf,
     /// `--log-size-max` in bytes (None: unlimited).
     pub log_size_max: Option<u64>,
@@ -54,6 +75,18 @@ impl CreateOptions {
             log_size_max: None,
         }
     }
+
+    /// The container pid file: the given one or `<bundle>/pidfile`.
+    pub fn pidfile_path(&self) -> PathBuf {
+        self.pidfile
+            .clone()
+            .unwrap_or_else(|| self.bundle.join("pidfile"))
+    }
+
+    /// Where the monitor's first process writes the monitor's pid (`-P`).
+    pub fn monitor_pidfile_path(&self) -> PathBuf {
+        self.persist_dir.join("conmon.pid")
+    }
 }
 
 /// A created container: its init pid and the monitor's pid.
@@ -65,16 +98,428 @@ pub struct CreatedContainer {
     pub monitor_pid: Option<i32>,
 }
 
+/// The JSON line the monitor writes on the sync pipe (api-version 1 uses "data").
+#[derive(Debug, Deserialize)]
+struct SyncMessage {
+    #[serde(alias = "pid")]
+    data: i64,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Everything a create made, so that a failure (or a cancelled future) removes it.
+#[derive(Debug)]
+struct CreateCleanup {
+    runtime: Runtime,
+    id: String,
+    bundle: PathBuf,
+    pidfile: PathBuf,
+    monitor_pidfile: PathBuf,
+    persist_dir: PathBuf,
+    made_persist_dir: bool,
+    log_path: PathBuf,
+    made_log: bool,
+    monitor_child_pid: Option<i32>,
+    armed: bool,
+}
+
+impl CreateCleanup {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    /// Kills the monitor, the runtime and the container, deletes the runtime state, removes
+    /// every file the create made.
+    async fn run(mut self) {
+        self.armed = false;
+        let wait = CLEANUP_WAIT;
+        // The monitor first, so it cannot write anything after we cleaned. Its runtime child
+        // dies with it (PDEATHSIG in conmon).
+        for pid in [read_pid(&self.monitor_pidfile), self.monitor_child_pid]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(e) = kill_pid_and_wait(pid, wait).await {
+                tracing::warn!(id = %self.id, pid, error = %e, "cleanup: cannot kill monitor");
+            }
+        }
+        // The container's init, then the runtime's state.
+        if let Some(pid) = read_pid(&self.pidfile) {
+            if let Err(e) = kill_pid_and_wait(pid, wait).await {
+                tracing::warn!(id = %self.id, pid, error = %e, "cleanup: cannot kill container");
+            }
+        }
+        match self
+            .runtime
+            .run_checked(
+                &self.id,
+                "create cleanup",
+                &["delete".into(), "--force".into(), self.id.clone().into()],
+                None,
+            )
+            .await
+        {
+            Ok(_) | Err(OciError::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(id = %self.id, error = %e, "cleanup: runtime delete failed"),
+        }
+        let mut files = vec![
+            self.pidfile.clone(),
+            self.monitor_pidfile.clone(),
+            self.bundle.join("ctl"),
+            self.bundle.join("winsz"),
+            self.bundle.join("attach"),
+            self.bundle.join("oom"),
+            self.persist_dir.join("exit"),
+            self.persist_dir.join("oom"),
+        ];
+        if self.made_log {
+            files.push(self.log_path.clone());
+        }
+        for f in files {
+            remove_quietly(&f);
+        }
+        self.runtime.remove_leftovers(&self.id);
+        if self.made_persist_dir {
+            if let Err(e) = std::fs::remove_dir(&self.persist_dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %self.persist_dir.display(), error = %e, "cleanup: persist dir");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for CreateCleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // The create future was dropped mid-way: clean up in the background.
+        let me = CreateCleanup {
+            runtime: self.runtime.clone(),
+            id: self.id.clone(),
+            bundle: self.bundle.clone(),
+            pidfile: self.pidfile.clone(),
+            monitor_pidfile: self.monitor_pidfile.clone(),
+            persist_dir: self.persist_dir.clone(),
+            made_persist_dir: self.made_persist_dir,
+            log_path: self.log_path.clone(),
+            made_log: self.made_log,
+            monitor_child_pid: self.monitor_child_pid,
+            armed: false,
+        };
+        self.armed = false;
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(me.run());
+            }
+            Err(_) => tracing::error!(id = %self.id, "create cancelled outside a runtime: leftovers remain"),
+        }
+    }
+}
+
 impl Runtime {
     /// Creates the container through the monitor and returns once the monitor reported the
-    /// container's pid. On any failure (runtime error, monitor failure, timeout) everything
-    /// started is killed and every file this call made is removed.
+    /// container's pid. On any failure (runtime error, monitor failure, timeout after
+    /// `MonitorConfig::create_timeout`) everything started is killed and every file this call
+    /// made is removed; a cancelled call cleans up in the background.
     pub async fn create(&self, opts: &CreateOptions) -> Result<CreatedContainer> {
-        crate::id::validate_id(&opts.id)?;
-        Err(OciError::Monitor {
-            id: opts.id.clone(),
+        let id = opts.id.as_str();
+        crate::id::validate_id(id)?;
+        if !opts.bundle.join("config.json").is_file() {
+            return Err(OciError::InvalidArgument(format!(
+                "container {id}: create: no config.json in bundle {}",
+                opts.bundle.display()
+            )));
+        }
+        if self.handler.root.join(id).exists() {
+            return Err(OciError::FailedPrecondition {
+                id: id.to_string(),
+                step: "create",
+                message: format!("{} already has a container with this id", self.handler.name),
+            });
+        }
+        let made_persist_dir = !opts.persist_dir.exists();
+        std::fs::create_dir_all(&opts.persist_dir).map_err(|e| {
+            OciError::io(format!("container {id}: create persist dir {}", opts.persist_dir.display()), e)
+        })?;
+        let mut cleanup = CreateCleanup {
+            runtime: self.clone(),
+            id: id.to_string(),
+            bundle: opts.bundle.clone(),
+            pidfile: opts.pidfile_path(),
+            monitor_pidfile: opts.monitor_pidfile_path(),
+            persist_dir: opts.persist_dir.clone(),
+            made_persist_dir,
+            log_path: opts.log_path.clone(),
+            made_log: !opts.log_path.exists(),
+            monitor_child_pid: None,
+            armed: true,
+        };
+        // A stale exit record of this ID would make the new container look exited.
+        self.remove_leftovers(id);
+        remove_quietly(&cleanup.pidfile);
+
+        match self.create_inner(opts, &mut cleanup).await {
+            Ok(created) => {
+                cleanup.disarm();
+                Ok(created)
+            }
+            Err(e) => {
+                tracing::debug!(id, error = %e, "create failed: cleaning up");
+                cleanup.run().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The monitor's command line (conmon 2.1 as CRI-O drives it).
+    pub(crate) fn monitor_args(&self, opts: &CreateOptions) -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = Vec::new();
+        let mut push = |k: &str, v: &std::ffi::OsStr| {
+            a.push(k.into());
+            a.push(v.to_os_string());
+        };
+        push("-c", opts.id.as_ref());
+        push("-n", opts.name.as_deref().unwrap_or(&opts.id).as_ref());
+        push("-u", opts.id.as_ref());
+        push("-r", self.handler.runtime_path.as_os_str());
+        push("-b", opts.bundle.as_os_str());
+        push("-p", opts.pidfile_path().as_os_str());
+        push("-P", opts.monitor_pidfile_path().as_os_str());
+        push("-l", opts.log_path.as_os_str());
+        if let Some(max) = opts.log_size_max {
+            push("--log-size-max", max.to_string().as_ref());
+        }
+        push("--exit-dir", self.monitor.exit_dir.as_os_str());
+        push("--persist-dir", opts.persist_dir.as_os_str());
+        push("--socket-dir-path", self.monitor.socket_dir.as_os_str());
+        let mut root = std::ffi::OsString::from("--root=");
+        root.push(&self.handler.root);
+        push("--runtime-arg", &root);
+        for extra in &self.handler.runtime_args {
+            push("--runtime-arg", extra.as_ref());
+        }
+        push("--log-level", self.monitor.log_level.as_ref());
+        if opts.terminal {
+            a.push("-t".into());
+        }
+        if opts.stdin {
+            a.push("-i".into());
+            if !opts.stdin_once {
+                a.push("--leave-stdin-open".into());
+            }
+        }
+        a.push("--api-version".into());
+        a.push("1".into());
+        a
+    }
+
+    async fn create_inner(
+        &self,
+        opts: &CreateOptions,
+        cleanup: &mut CreateCleanup,
+    ) -> Result<CreatedContainer> {
+        let id = opts.id.as_str();
+        let io_err = |what: &str, e: std::io::Error| OciError::io(format!("container {id}: create: {what}"), e);
+        let started = Instant::now();
+        let timeout = self.monitor.create_timeout;
+
+        // Sync socket pair (fd 3 in the monitor) and start pipe (fd 4), both close-on-exec
+        // here; dup2 in the child clears the flag on 3 and 4 only.
+        let (sync_parent, sync_child) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| io_err("sync socketpair", e.into()))?;
+        let (start_read, start_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| io_err("start pipe", e.into()))?;
+        // Move the child ends above 10 so that dup2 onto 3 and 4 cannot clobber them.
+        let sync_child = rustix::io::fcntl_dupfd_cloexec(&sync_child, 10)
+            .map_err(|e| io_err("dup sync fd", e.into()))?;
+        let start_read = rustix::io::fcntl_dupfd_cloexec(&start_read, 10)
+            .map_err(|e| io_err("dup start fd", e.into()))?;
+        let (sync_raw, start_raw) = (sync_child.as_raw_fd(), start_read.as_raw_fd());
+
+        let mut cmd = Command::new(&self.monitor.path);
+        cmd.args(self.monitor_args(opts))
+            .current_dir(&opts.bundle)
+            .env("_OCI_SYNCPIPE", "3")
+            .env("_OCI_STARTPIPE", "4")
+            .envs(self.monitor.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: the closure only calls async-signal-safe functions (setpgid, dup2) on fds
+        // that stay open in the parent until spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setpgid(0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::dup2(sync_raw, 3) < 0 || libc::dup2(start_raw, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            io_err(&format!("start monitor {}", self.monitor.path.display()), e)
+        })?;
+        cleanup.monitor_child_pid = child.id().map(|p| p as i32);
+        drop(sync_child);
+        drop(start_read);
+        let out_task = capture(child.stdout.take());
+        let err_task = capture(child.stderr.take());
+        // The intermediate process exits right after forking; reap it in the background.
+        let child_task = tokio::spawn(async move { child.wait().await });
+
+        // Let the monitor go (we do not move it into a cgroup first).
+        let start_write = std::fs::File::from(start_write);
+        let mut start_write = tokio::fs::File::from_std(start_write);
+        if let Err(e) = start_write.write_all(&[0]).await {
+            return Err(self.monitor_failed(id, format!("write start pipe: {e}"), out_task, err_task, child_task).await);
+        }
+        drop(start_write);
+
+        let sync = std::os::unix::net::UnixStream::from(OwnedFd::from(sync_parent));
+        sync.set_nonblocking(true).map_err(|e| io_err("sync pipe", e))?;
+        let sync = tokio::net::UnixStream::from_std(sync).map_err(|e| io_err("sync pipe", e))?;
+        let mut reader = BufReader::new(sync).take(MAX_SYNC_LINE);
+        let mut line = String::new();
+        let read = tokio::time::timeout(timeout, reader.read_line(&mut line)).await;
+        let n = match read {
+            Err(_) => {
+                tracing::warn!(id, ?timeout, "monitor did not report a pid in time");
+                return Err(OciError::TimedOut {
+                    id: id.to_string(),
+                    step: "create",
+                    timeout,
+                });
+            }
+            Ok(Err(e)) => return Err(io_err("read sync pipe", e)),
+            Ok(Ok(n)) => n,
+        };
+        if n == 0 {
+            return Err(self
+                .monitor_failed(id, "exited without reporting a pid".into(), out_task, err_task, child_task)
+                .await);
+        }
+        let msg: SyncMessage = serde_json::from_str(line.trim()).map_err(|e| OciError::Parse {
+            context: format!("container {id}: create: sync pipe line {:?}", line.trim()),
+            message: e.to_string(),
+        })?;
+        if msg.data <= 0 {
+            let mut stderr = msg
+                .message
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| format!("{} create failed (code {})", self.handler.name, msg.data));
+            truncate(&mut stderr, 4096);
+            return Err(OciError::Runtime {
+                id: id.to_string(),
+                step: "create",
+                runtime: self.handler.name.clone(),
+                stderr,
+            });
+        }
+        let pid = i32::try_from(msg.data).map_err(|_| OciError::Parse {
+            context: format!("container {id}: create: sync pipe"),
+            message: format!("pid {} out of range", msg.data),
+        })?;
+        out_task.abort();
+        err_task.abort();
+        let monitor_pid = read_pid(&opts.monitor_pidfile_path());
+        tracing::debug!(id, pid, ?monitor_pid, elapsed = ?started.elapsed(), "container created");
+        Ok(CreatedContainer { pid, monitor_pid })
+    }
+
+    async fn monitor_failed(
+        &self,
+        id: &str,
+        what: String,
+        out_task: tokio::task::JoinHandle<Vec<u8>>,
+        err_task: tokio::task::JoinHandle<Vec<u8>>,
+        child_task: tokio::task::JoinHandle<std::io::Result<std::process::ExitStatus>>,
+    ) -> OciError {
+        // The monitor's output ends when its processes are gone; do not wait forever for it.
+        let collect = async {
+            let status = child_task.await.ok().and_then(|r| r.ok());
+            let out = out_task.await.unwrap_or_default();
+            let err = err_task.await.unwrap_or_default();
+            (status, out, err)
+        };
+        let (status, out, err) = tokio::time::timeout(Duration::from_secs(5), collect)
+            .await
+            .unwrap_or((None, Vec::new(), Vec::new()));
+        let mut text = String::from_utf8_lossy(&err).trim().to_string();
+        let out = String::from_utf8_lossy(&out).trim().to_string();
+        if !out.is_empty() {
+            if !text.is_empty() {
+                text.push_str("; ");
+            }
+            text.push_str(&out);
+        }
+        truncate(&mut text, 4096);
+        let mut message = format!("{} {what}", self.monitor.path.display());
+        if let Some(s) = status {
+            message.push_str(&format!(" ({s})"));
+        }
+        if !text.is_empty() {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        OciError::Monitor {
+            id: id.to_string(),
             step: "create",
-            message: "not implemented yet".into(),
-        })
+            message,
+        }
+    }
+}
+
+/// Reads a bounded amount of a monitor output pipe in the background.
+fn capture<R: AsyncRead + Unpin + Send + 'static>(pipe: Option<R>) -> tokio::task::JoinHandle<Vec<u8>> {
+    tokio::spawn(async move {
+        let mut buf = Vec::new();
+        if let Some(p) = pipe {
+            let _ = p.take(MAX_MONITOR_OUTPUT).read_to_end(&mut buf).await;
+        }
+        buf
+    })
+}
+
+/// Reads a decimal pid from a pid file; `None` when missing or not a positive number.
+pub(crate) fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .filter(|p| *p > 0)
+}
+
+/// Removes a file, ignoring "not found"; warns about anything else.
+pub(crate) fn remove_quietly(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_messages() {
+        let m: SyncMessage = serde_json::from_str(r#"{"data": 1234}"#).unwrap();
+        assert_eq!(m.data, 1234);
+        let m: SyncMessage =
+            serde_json::from_str(r#"{"data": -1, "message": "runc create failed: x\n"}"#).unwrap();
+        assert_eq!(m.data, -1);
+        assert!(m.message.unwrap().contains("runc create failed"));
+        let m: SyncMessage = serde_json::from_str(r#"{"pid": 7}"#).unwrap();
+        assert_eq!(m.data, 7);
     }
 }

@@ -3,20 +3,79 @@
 use std::time::Duration;
 
 use crate::error::{OciError, Result};
+use crate::events::{wait_for_file, ProcessHandle};
 use crate::runtime::Runtime;
 use crate::signal::Signal;
+use crate::state::ContainerState;
+
+/// How long `stop` waits, once the process is gone, for the monitor's exit record.
+const EXIT_RECORD_WAIT: Duration = Duration::from_secs(10);
 
 impl Runtime {
-    /// Sends `stop_signal` (default SIGTERM), waits up to `timeout` for the init process to exit
-    /// (pidfd readiness, no polling), then SIGKILLs it and waits until it is gone, and finally
-    /// waits briefly for the monitor's exit record. Stopping a stopped container succeeds.
+    /// Sends `stop_signal` (default SIGTERM) to the container's init, waits up to `timeout`
+    /// for it to exit (pidfd readiness, no polling), then SIGKILLs it and waits until it is
+    /// gone, and finally waits (bounded) for the monitor's exit record to appear.
+    /// Stopping a stopped or unknown container succeeds. A paused container is resumed first
+    /// so that it can handle the signal; a created (never started) one is killed outright.
     pub async fn stop(&self, id: &str, timeout: Duration, stop_signal: Option<Signal>) -> Result<()> {
         crate::id::validate_id(id)?;
-        let _ = (timeout, stop_signal);
-        Err(OciError::FailedPrecondition {
-            id: id.into(),
-            step: "stop",
-            message: "not implemented yet".into(),
-        })
+        let st = match self.state(id).await {
+            Ok(s) => s,
+            Err(OciError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let state = ContainerState::from_runtime_status(&st.status);
+        if state == ContainerState::Stopped || st.pid <= 0 {
+            self.wait_exit_record(id).await;
+            return Ok(());
+        }
+        let io = |what: &str, e: std::io::Error| OciError::io(format!("container {id}: stop: {what}"), e);
+        let Some(proc_) = ProcessHandle::open(st.pid).map_err(|e| io("pidfd_open", e))? else {
+            self.wait_exit_record(id).await;
+            return Ok(());
+        };
+        let mut signal = stop_signal.unwrap_or(Signal::TERM);
+        match state {
+            ContainerState::Created => signal = Signal::KILL,
+            ContainerState::Paused => {
+                if let Err(e) = self.resume(id).await {
+                    tracing::warn!(id, error = %e, "stop: resume of paused container failed");
+                }
+            }
+            _ => {}
+        }
+        tracing::debug!(id, pid = proc_.pid(), signal = signal.as_raw(), ?timeout, "stopping");
+        proc_.signal(signal).map_err(|e| io("signal", e))?;
+        let exited = if signal == Signal::KILL {
+            false
+        } else {
+            proc_.exited_within(timeout).await.map_err(|e| io("wait", e))?
+        };
+        if !exited {
+            proc_.signal(Signal::KILL).map_err(|e| io("SIGKILL", e))?;
+            let gone = proc_
+                .exited_within(self.handler.command_timeout)
+                .await
+                .map_err(|e| io("wait after SIGKILL", e))?;
+            if !gone {
+                return Err(OciError::TimedOut {
+                    id: id.to_string(),
+                    step: "stop (after SIGKILL)",
+                    timeout: self.handler.command_timeout,
+                });
+            }
+        }
+        self.wait_exit_record(id).await;
+        Ok(())
+    }
+
+    /// Waits (event-driven, bounded) for the monitor to write `<exit-dir>/<id>`. A monitor that
+    /// died never writes it: that is logged, not an error.
+    async fn wait_exit_record(&self, id: &str) {
+        match wait_for_file(&self.monitor.exit_dir, id, EXIT_RECORD_WAIT).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(id, "no exit record from the monitor after the exit"),
+            Err(e) => tracing::warn!(id, error = %e, "cannot watch the exit dir"),
+        }
     }
 }
