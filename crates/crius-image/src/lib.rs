@@ -8,16 +8,28 @@
 pub mod error;
 pub mod reference;
 pub mod registries;
-mod unpack;
 pub mod types;
 
+mod pull;
+mod rootfs;
+mod store;
+mod unpack;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::{StreamExt, TryStreamExt};
+use oci_client::secrets::RegistryAuth as OciAuth;
 
 pub use error::{ImageError, Result};
 pub use oci_spec::image::ImageConfiguration;
 pub use reference::ImageReference;
+pub use registries::RegistriesConf;
 pub use types::{FsUsage, ImageInfo, ImageServiceConfig, RegistryAuth, RootfsMode};
+
+use pull::Failure;
+use store::{ContainerRecord, Image, ImageRecord, LayerRecord, Paths, State};
 
 /// The image service. Cheap to clone (shared state behind an `Arc`).
 #[derive(Clone)]
@@ -27,13 +39,106 @@ pub struct ImageService {
 
 struct Inner {
     config: ImageServiceConfig,
+    paths: Paths,
+    registries: RegistriesConf,
+    insecure: Vec<String>,
+    client: oci_client::Client,
+    state: Mutex<State>,
+    layer_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Unpins a pull's layers when dropped.
+struct Pins<'a> {
+    inner: &'a Inner,
+    layers: Vec<String>,
+}
+
+impl Drop for Pins<'_> {
+    fn drop(&mut self) {
+        let mut st = self.inner.lock();
+        for l in &self.layers {
+            if let Some(n) = st.pins.get_mut(l) {
+                *n -= 1;
+                if *n == 0 {
+                    st.pins.remove(l);
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent data (each step is atomic).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn layer_lock(&self, chain: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.layer_locks.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(chain.to_string()).or_default().clone()
+    }
+
+    /// Frees unused layers and blobs (state lock held for the renames only).
+    async fn gc(&self) {
+        let doomed = {
+            let st = self.lock();
+            store::collect_garbage(&self.paths, &st)
+        };
+        if doomed.is_empty() {
+            return;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for d in doomed {
+                if let Err(e) = std::fs::remove_dir_all(&d) {
+                    tracing::warn!(path = %d.display(), error = %e, "cannot delete freed layer");
+                }
+            }
+        })
+        .await;
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ImageError::Internal(format!("blocking task: {e}")))?
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl ImageService {
     /// Opens (creating if needed) the store under `config.root` and reads the registries file.
     pub async fn open(config: ImageServiceConfig) -> Result<Self> {
+        let registries = match &config.registries_conf {
+            Some(p) => RegistriesConf::load(p)?,
+            None => RegistriesConf::default(),
+        };
+        let paths = Paths {
+            root: config.root.clone(),
+        };
+        let p2 = paths.clone();
+        let state = blocking(move || {
+            p2.init()?;
+            p2.load()
+        })
+        .await?;
+        let insecure = registries.insecure_hosts();
+        let client = pull::make_client(&insecure);
         Ok(ImageService {
-            inner: Arc::new(Inner { config }),
+            inner: Arc::new(Inner {
+                config,
+                paths,
+                registries,
+                insecure,
+                client,
+                state: Mutex::new(state),
+                layer_locks: Mutex::new(HashMap::new()),
+            }),
         })
     }
 
@@ -42,60 +147,448 @@ impl ImageService {
         &self.inner.config.root
     }
 
-    /// Pulls `reference` (normalised; mirrors from registries.conf tried first) and records
-    /// it under the name asked for. Returns the stored image.
+    /// Pulls `reference` (normalised; mirrors from registries.conf tried first, in order,
+    /// then the registry's location) and records it under the name asked for, whichever
+    /// endpoint served it. Returns the stored image (its `id` is the CRI image ref).
     pub async fn pull(&self, reference: &str, auth: Option<&RegistryAuth>) -> Result<ImageInfo> {
-        let _ = (reference, auth);
-        Err(ImageError::Internal("pull: not implemented yet".into()))
+        let r = ImageReference::parse(reference)?;
+        let endpoints = self.inner.registries.endpoints(&r)?;
+        let oauth = pull::to_oci_auth(auth)?;
+        let client = if oauth == OciAuth::Anonymous {
+            self.inner.client.clone()
+        } else {
+            pull::make_client(&self.inner.insecure)
+        };
+        let mut tried = Vec::new();
+        let mut last: Option<Failure> = None;
+        for ep in &endpoints {
+            tried.push(ep.to_string());
+            let oref = pull::endpoint_ref(&r, ep);
+            match self.pull_from(&client, &r, &oref, &oauth).await {
+                Ok(info) => {
+                    tracing::info!(reference = %r, endpoint = %ep, id = %info.id, "pulled image");
+                    return Ok(info);
+                }
+                Err(f) => {
+                    tracing::warn!(reference = %r, endpoint = %ep, failure = ?f, "pull from endpoint failed");
+                    last = Some(f);
+                }
+            }
+        }
+        Err(match last {
+            Some(Failure::Unreachable(detail)) => ImageError::Unavailable {
+                registry: r.registry.clone(),
+                tried,
+                detail,
+            },
+            Some(Failure::NotFound(detail)) => ImageError::NotFound {
+                reference: r.to_string(),
+                detail,
+            },
+            Some(Failure::Unauthorized(detail)) => ImageError::Unauthorized {
+                registry: tried.last().cloned().unwrap_or_default(),
+                reference: r.to_string(),
+                detail,
+            },
+            Some(Failure::Other(e)) => e,
+            None => ImageError::Internal(format!("no endpoint for {r}")),
+        })
     }
 
-    /// Lists images; with a filter (reference, ID or ID prefix), only the matching image.
+    async fn pull_from(
+        &self,
+        client: &oci_client::Client,
+        r: &ImageReference,
+        oref: &oci_client::Reference,
+        auth: &OciAuth,
+    ) -> std::result::Result<ImageInfo, Failure> {
+        let inner = &self.inner;
+        let resolved = pull::resolve(client, r, oref, auth).await?;
+        let config_bytes = pull::fetch_json_blob(client, oref, &resolved.config, r).await?;
+        let config: ImageConfiguration = serde_json::from_slice(&config_bytes).map_err(|e| {
+            Failure::Other(ImageError::Unsupported {
+                reference: r.to_string(),
+                reason: format!("config {} does not parse: {e}", resolved.config.digest),
+            })
+        })?;
+        let diff_ids: Vec<String> = config.rootfs().diff_ids().clone();
+        if diff_ids.len() != resolved.layers.len() {
+            return Err(Failure::Other(ImageError::Unsupported {
+                reference: r.to_string(),
+                reason: format!(
+                    "manifest has {} layers but config has {} diff IDs",
+                    resolved.layers.len(),
+                    diff_ids.len()
+                ),
+            }));
+        }
+        for d in &diff_ids {
+            reference::validate_digest(d).map_err(|reason| {
+                Failure::Other(ImageError::Unsupported {
+                    reference: r.to_string(),
+                    reason: format!("config diff ID: {reason}"),
+                })
+            })?;
+        }
+        let chains = store::chain_ids(&diff_ids);
+        let _pins = {
+            let mut st = inner.lock();
+            for c in &chains {
+                *st.pins.entry(c.clone()).or_default() += 1;
+            }
+            Pins {
+                inner,
+                layers: chains.clone(),
+            }
+        };
+
+        let jobs = resolved
+            .layers
+            .iter()
+            .zip(diff_ids.iter())
+            .zip(chains.iter())
+            .map(|((desc, diff), chain)| self.ensure_layer(client, oref, r, desc, diff, chain));
+        futures::stream::iter(jobs)
+            .buffer_unordered(inner.config.max_concurrent_downloads.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+
+        let id = resolved.config.digest.clone();
+        let size = resolved.config.size.max(0) as u64
+            + resolved.layers.iter().map(|l| l.size.max(0) as u64).sum::<u64>();
+        let repo_tag = r.repo_tag();
+        let repo_digest = r.repo_digest(&resolved.top_digest);
+        let manifests: Vec<String> = resolved.manifests.iter().map(|(d, _)| d.clone()).collect();
+        let paths = inner.paths.clone();
+        let this = self.clone();
+        let blobs = resolved.manifests.clone();
+        let info = blocking(move || {
+            let inner = &this.inner;
+            let mut st = inner.lock();
+            // Blobs are written under the lock so a concurrent GC cannot drop them.
+            for (d, data) in blobs.iter().chain(std::iter::once(&(id.clone(), config_bytes))) {
+                let p = paths.blob(d);
+                if !p.exists() {
+                    store::write_atomic(&p, data)?;
+                }
+            }
+            // A tag names one image: take it from any other.
+            let mut changed = Vec::new();
+            for img in st.images.values_mut() {
+                if img.record.id == id {
+                    continue;
+                }
+                let before = img.record.repo_tags.len() + img.record.repo_digests.len();
+                if let Some(t) = &repo_tag {
+                    img.record.repo_tags.retain(|x| x != t);
+                }
+                img.record.repo_digests.retain(|x| x != &repo_digest);
+                if img.record.repo_tags.len() + img.record.repo_digests.len() != before {
+                    changed.push(img.record.clone());
+                }
+            }
+            for rec in &changed {
+                paths.save_image(rec)?;
+            }
+            let img = st.images.entry(id.clone()).or_insert_with(|| Image {
+                record: ImageRecord {
+                    id: id.clone(),
+                    repo_tags: Vec::new(),
+                    repo_digests: Vec::new(),
+                    size,
+                    layers: chains.clone(),
+                    manifests: Vec::new(),
+                    pulled_at: now_secs(),
+                },
+                config,
+            });
+            if let Some(t) = repo_tag {
+                if !img.record.repo_tags.contains(&t) {
+                    img.record.repo_tags.push(t);
+                }
+            }
+            if !img.record.repo_digests.contains(&repo_digest) {
+                img.record.repo_digests.push(repo_digest);
+            }
+            for m in manifests {
+                if !img.record.manifests.contains(&m) {
+                    img.record.manifests.push(m);
+                }
+            }
+            paths.save_image(&img.record)?;
+            Ok(img.info())
+        })
+        .await
+        .map_err(Failure::Other)?;
+        Ok(info)
+    }
+
+    /// Makes sure layer `chain` is unpacked (downloading it if not); one download per layer
+    /// at a time, shared by concurrent pulls.
+    async fn ensure_layer(
+        &self,
+        client: &oci_client::Client,
+        oref: &oci_client::Reference,
+        r: &ImageReference,
+        desc: &pull::Descriptor,
+        diff_id: &str,
+        chain: &str,
+    ) -> std::result::Result<(), Failure> {
+        let inner = &self.inner;
+        let lock = inner.layer_lock(chain);
+        let _guard = lock.lock().await;
+        if inner.paths.has_layer(chain) {
+            return Ok(());
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("layer-")
+            .tempdir_in(inner.paths.tmp())
+            .map_err(|e| Failure::Other(ImageError::io("create temp dir in", inner.paths.tmp(), e)))?;
+        let diff = tmp.path().join("diff");
+        std::fs::create_dir(&diff).map_err(|e| Failure::Other(ImageError::io("create", &diff, e)))?;
+        let stats = pull::fetch_and_unpack_layer(client, oref, desc, diff_id, &diff, r).await;
+        let stats = match stats {
+            Ok(s) => s,
+            Err(f) => {
+                let tmp_path = tmp.path().to_path_buf();
+                // Removing a big tree is slow: off the runtime.
+                let _ = tokio::task::spawn_blocking(move || drop(tmp)).await;
+                tracing::debug!(path = %tmp_path.display(), "removed partial layer");
+                return Err(f);
+            }
+        };
+        let rec = LayerRecord {
+            chain_id: chain.to_string(),
+            diff_id: diff_id.to_string(),
+            blob: desc.digest.clone(),
+            unpacked_bytes: stats.bytes,
+            inodes: stats.inodes,
+        };
+        let json = serde_json::to_vec_pretty(&rec).map_err(|e| Failure::Other(ImageError::Internal(e.to_string())))?;
+        store::write_atomic(&tmp.path().join("layer.json"), &json).map_err(Failure::Other)?;
+        let dest = inner.paths.layer(chain);
+        let kept = tmp.keep();
+        match std::fs::rename(&kept, &dest) {
+            Ok(()) => {}
+            Err(_) if inner.paths.has_layer(chain) => {
+                let _ = std::fs::remove_dir_all(&kept);
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&kept);
+                return Err(Failure::Other(ImageError::io("rename layer into", dest, e)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists images; with a non-empty filter (reference, ID or ID prefix), only the
+    /// matching image (or none).
     pub async fn list(&self, filter: Option<&str>) -> Result<Vec<ImageInfo>> {
-        let _ = filter;
-        Ok(Vec::new())
+        let st = self.inner.lock();
+        let mut out: Vec<ImageInfo> = match filter.filter(|f| !f.is_empty()) {
+            Some(f) => st.find(f).map(Image::info).into_iter().collect(),
+            None => st.images.values().map(Image::info).collect(),
+        };
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
     }
 
     /// Status of one image by reference, ID (`sha256:<hex>` or `<hex>`) or unique ID prefix.
-    /// `Ok(None)` when it is not there (CRI ImageStatus returns no image, not an error).
+    /// `Ok(None)` when it is not there (CRI ImageStatus returns no image, not an error);
+    /// an invalid reference that is not an ID is `InvalidReference`.
     pub async fn status(&self, image: &str) -> Result<Option<ImageInfo>> {
-        let _ = image;
+        let st = self.inner.lock();
+        if let Some(i) = st.find(image) {
+            return Ok(Some(i.info()));
+        }
+        let is_hex = image
+            .strip_prefix("sha256:")
+            .unwrap_or(image)
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit());
+        if !is_hex {
+            ImageReference::parse(image)?;
+        }
         Ok(None)
     }
 
     /// The image config (Entrypoint, Cmd, Env, WorkingDir, User, StopSignal, Volumes, Labels
     /// under `.config()`) of an image by reference, ID or ID prefix; NotFound if absent.
     pub async fn image_config(&self, image: &str) -> Result<ImageConfiguration> {
-        Err(ImageError::NotFound {
-            reference: image.to_string(),
-            detail: String::new(),
-        })
+        let st = self.inner.lock();
+        st.find(image)
+            .map(|i| i.config.clone())
+            .ok_or_else(|| ImageError::NotFound {
+                reference: image.to_string(),
+                detail: String::new(),
+            })
     }
 
-    /// Removes an image (all its tags) by reference, ID or ID prefix, and frees layers that
-    /// no other image or live rootfs uses. Idempotent: returns the removed ID, or `None`
-    /// if there was no such image.
+    /// Removes an image (all its tags: CRI RemoveImage removes the image, as containerd
+    /// does) by reference, ID or ID prefix, and frees layers that no other image or live
+    /// rootfs uses. Idempotent: returns the removed ID, or `None` if there was no such image.
     pub async fn remove(&self, image: &str) -> Result<Option<String>> {
-        let _ = image;
-        Ok(None)
+        let removed = {
+            let mut st = self.inner.lock();
+            let Some(id) = st.find(image).map(|i| i.record.id.clone()) else {
+                return Ok(None);
+            };
+            let p = self.inner.paths.image_record(&id);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ImageError::io("remove image record", p, e)),
+            }
+            st.images.remove(&id);
+            id
+        };
+        self.inner.gc().await;
+        Ok(Some(removed))
     }
 
-    /// Bytes and inodes used under the store root.
+    /// Bytes and inodes used under the store root (one filesystem; hard links counted once).
     pub async fn fs_info(&self) -> Result<FsUsage> {
-        Err(ImageError::Internal("fs_info: not implemented yet".into()))
+        let root = self.inner.paths.root.clone();
+        blocking(move || {
+            let (bytes, inodes) = disk_usage(&root)?;
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0);
+            Ok(FsUsage {
+                mountpoint: root,
+                used_bytes: bytes,
+                inodes_used: inodes,
+                timestamp_nanos: ts,
+            })
+        })
+        .await
     }
 
     /// Makes the root filesystem of `container_id` from `image` (reference, ID or prefix):
     /// an overlay mount (lowerdirs = the image's layers, upper/work per container) or a
-    /// copy. Returns the rootfs path. Idempotent for the same container.
+    /// copy. Returns the rootfs path. Idempotent for the same container. The image's layers
+    /// stay on disk until [`ImageService::unmount_rootfs`], even if the image is removed.
     pub async fn mount_rootfs(&self, image: &str, container_id: &str) -> Result<PathBuf> {
-        let _ = (image, container_id);
-        Err(ImageError::Internal("mount_rootfs: not implemented yet".into()))
+        rootfs::validate_container_id(container_id)?;
+        let inner = &self.inner;
+        let (rec, fresh) = {
+            let mut st = inner.lock();
+            match st.containers.get(container_id) {
+                Some(c) => (c.clone(), false),
+                None => {
+                    let img = st.find(image).ok_or_else(|| ImageError::NotFound {
+                        reference: image.to_string(),
+                        detail: String::new(),
+                    })?;
+                    let rec = ContainerRecord {
+                        container_id: container_id.to_string(),
+                        image_id: img.record.id.clone(),
+                        layers: img.record.layers.clone(),
+                        overlay: inner.config.rootfs_mode != RootfsMode::Copy,
+                    };
+                    let dir = inner.paths.container(container_id);
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| ImageError::io("create container dir", &dir, e))?;
+                    inner.paths.save_container(&rec)?;
+                    st.containers.insert(container_id.to_string(), rec.clone());
+                    (rec, true)
+                }
+            }
+        };
+        let paths = inner.paths.clone();
+        let mode = inner.config.rootfs_mode;
+        let r2 = rec.clone();
+        let result = blocking(move || {
+            let mut rec = r2;
+            if rec.overlay {
+                match rootfs::mount_overlay(&paths, &rec)? {
+                    Ok(p) => return Ok((p, None)),
+                    Err(errno) if mode == RootfsMode::Auto => {
+                        tracing::warn!(container = %rec.container_id, %errno, "overlayfs unavailable; copying the rootfs");
+                        for d in ["upper", "work", "merged"] {
+                            let _ = std::fs::remove_dir(paths.container(&rec.container_id).join(d));
+                        }
+                        rec.overlay = false;
+                        paths.save_container(&rec)?;
+                    }
+                    Err(errno) => {
+                        return Err(ImageError::Rootfs {
+                            container: rec.container_id.clone(),
+                            step: "mount overlay".into(),
+                            source: errno.into(),
+                        })
+                    }
+                }
+            }
+            let p = rootfs::make_copy(&paths, &rec)?;
+            Ok((p, Some(rec)))
+        })
+        .await;
+        match result {
+            Ok((p, updated)) => {
+                if let Some(u) = updated {
+                    inner.lock().containers.insert(container_id.to_string(), u);
+                }
+                Ok(p)
+            }
+            Err(e) => {
+                if fresh {
+                    // Leave nothing behind for a container we just started to set up.
+                    let _ = self.unmount_rootfs(container_id).await;
+                }
+                Err(e)
+            }
+        }
     }
 
-    /// Unmounts and deletes the rootfs of `container_id` (upper and work dirs included).
-    /// Idempotent: a container without rootfs is fine.
+    /// Path of a container's rootfs, if it has one.
+    pub fn rootfs_path(&self, container_id: &str) -> Option<PathBuf> {
+        let st = self.inner.lock();
+        st.containers
+            .get(container_id)
+            .map(|c| rootfs::rootfs_path(&self.inner.paths, c))
+    }
+
+    /// Unmounts and deletes the rootfs of `container_id` (upper and work dirs included),
+    /// then frees layers nothing uses any more. Idempotent.
     pub async fn unmount_rootfs(&self, container_id: &str) -> Result<()> {
-        let _ = container_id;
+        rootfs::validate_container_id(container_id)?;
+        let paths = self.inner.paths.clone();
+        let cid = container_id.to_string();
+        blocking(move || rootfs::teardown(&paths, &cid)).await?;
+        let had = self.inner.lock().containers.remove(container_id).is_some();
+        if had {
+            self.inner.gc().await;
+        }
         Ok(())
     }
+}
+
+/// Bytes (allocated blocks) and inodes under `root`, staying on its filesystem.
+fn disk_usage(root: &Path) -> Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let top = std::fs::symlink_metadata(root).map_err(|e| ImageError::io("stat", root, e))?;
+    let dev = top.dev();
+    let mut seen = std::collections::HashSet::new();
+    let mut bytes = 0u64;
+    let mut inodes = 0u64;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for ent in rd.flatten() {
+            let Ok(m) = ent.metadata() else { continue };
+            if m.dev() != dev {
+                continue;
+            }
+            if seen.insert(m.ino()) {
+                bytes += m.blocks() * 512;
+                inodes += 1;
+            }
+            if m.is_dir() {
+                stack.push(ent.path());
+            }
+        }
+    }
+    Ok((bytes + top.blocks() * 512, inodes + 1))
 }
