@@ -448,7 +448,10 @@ pub fn is_cgroup2(path: &Path) -> bool {
     let mut s: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid path, `s` a valid out-pointer.
     let r = unsafe { libc::statfs(c.as_ptr(), &mut s) };
-    r == 0 && s.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64
+    // The field and constant types differ between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    let cgroup2 = s.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64;
+    r == 0 && cgroup2
 }
 
 /// Local time of `secs` since the epoch: (year, month, day, hour, min, sec, utc offset seconds).

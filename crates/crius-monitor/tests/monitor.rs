@@ -55,7 +55,11 @@ fn wait_gone(pid: i32, limit: Duration) -> bool {
     }
     // SAFETY: pidfd_open returned a new descriptor we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     let end = Instant::now() + limit;
     loop {
         let left = end.saturating_duration_since(Instant::now()).as_millis() as i32;
@@ -88,7 +92,11 @@ impl Inotify {
         let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: valid path string.
         let w = unsafe {
-            libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE)
+            libc::inotify_add_watch(
+                fd.as_raw_fd(),
+                c.as_ptr(),
+                libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE,
+            )
         };
         assert!(w >= 0);
         Inotify(fd)
@@ -103,7 +111,11 @@ impl Inotify {
             if left == 0 {
                 return false;
             }
-            let mut pfd = libc::pollfd { fd: self.0.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let mut pfd = libc::pollfd {
+                fd: self.0.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut pfd, 1, left) };
             // SAFETY: buf is writable for its length.
@@ -112,7 +124,9 @@ impl Inotify {
             while n > 0 && off + 16 <= n as usize {
                 let len = u32::from_ne_bytes(buf[off + 12..off + 16].try_into().unwrap()) as usize;
                 let raw = &buf[off + 16..off + 16 + len];
-                let ev_name = String::from_utf8_lossy(raw).trim_end_matches('\0').to_string();
+                let ev_name = String::from_utf8_lossy(raw)
+                    .trim_end_matches('\0')
+                    .to_string();
                 if ev_name == name {
                     return true;
                 }
@@ -128,7 +142,8 @@ struct AttachClient(OwnedFd);
 impl AttachClient {
     fn connect(path: &Path) -> AttachClient {
         // SAFETY: plain syscall.
-        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+        let fd =
+            unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
         assert!(fd >= 0);
         // SAFETY: new descriptor.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -136,7 +151,11 @@ impl AttachClient {
         let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
         addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
         let b = path.as_os_str().as_encoded_bytes();
-        assert!(b.len() < addr.sun_path.len(), "attach path too long: {}", path.display());
+        assert!(
+            b.len() < addr.sun_path.len(),
+            "attach path too long: {}",
+            path.display()
+        );
         for (d, s) in addr.sun_path.iter_mut().zip(b) {
             *d = *s as libc::c_char;
         }
@@ -148,8 +167,17 @@ impl AttachClient {
                 std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
             )
         };
-        assert_eq!(r, 0, "connect {}: {}", path.display(), std::io::Error::last_os_error());
-        let tv = libc::timeval { tv_sec: 60, tv_usec: 0 };
+        assert_eq!(
+            r,
+            0,
+            "connect {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+        let tv = libc::timeval {
+            tv_sec: 60,
+            tv_usec: 0,
+        };
         // SAFETY: valid timeval.
         unsafe {
             libc::setsockopt(
@@ -180,7 +208,9 @@ impl AttachClient {
     fn recv_until(&self, needle: &str) -> String {
         let mut got = String::new();
         while !got.contains(needle) {
-            let (stream, data) = self.recv().unwrap_or_else(|| panic!("attach EOF before {needle:?}; got {got:?}"));
+            let (stream, data) = self
+                .recv()
+                .unwrap_or_else(|| panic!("attach EOF before {needle:?}; got {got:?}"));
             assert!(stream == 2 || stream == 3, "stream byte {stream}");
             if stream == 2 {
                 got.push_str(&String::from_utf8_lossy(&data));
@@ -191,7 +221,14 @@ impl AttachClient {
 
     fn send(&self, data: &[u8]) {
         // SAFETY: data is readable for its length.
-        let n = unsafe { libc::send(self.0.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+        let n = unsafe {
+            libc::send(
+                self.0.as_raw_fd(),
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
         assert_eq!(n as usize, data.len());
     }
 
@@ -221,12 +258,19 @@ fn valid_timestamp(ts: &str) -> bool {
         && b[19] == b'.'
         && (b[29] == b'+' || b[29] == b'-')
         && b[32] == b':'
-        && ts.chars().enumerate().all(|(i, c)| [4, 7, 10, 13, 16, 19, 29, 32].contains(&i) || c.is_ascii_digit())
+        && ts
+            .chars()
+            .enumerate()
+            .all(|(i, c)| [4, 7, 10, 13, 16, 19, 29, 32].contains(&i) || c.is_ascii_digit())
 }
 
 fn parse_log(path: &Path) -> Vec<Rec> {
-    let content = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    assert!(content.is_empty() || content.ends_with('\n'), "log must end with a newline");
+    let content =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert!(
+        content.is_empty() || content.ends_with('\n'),
+        "log must end with a newline"
+    );
     content
         .split_terminator('\n')
         .map(|line| {
@@ -235,12 +279,21 @@ fn parse_log(path: &Path) -> Vec<Rec> {
                 parts.next().unwrap_or(""),
                 parts.next().unwrap_or(""),
                 parts.next().unwrap_or(""),
-                parts.next().unwrap_or_else(|| panic!("short record {line:?}")),
+                parts
+                    .next()
+                    .unwrap_or_else(|| panic!("short record {line:?}")),
             );
             assert!(valid_timestamp(ts), "bad timestamp in {line:?}");
-            assert!(stream == "stdout" || stream == "stderr", "bad stream in {line:?}");
+            assert!(
+                stream == "stdout" || stream == "stderr",
+                "bad stream in {line:?}"
+            );
             assert!(tag == "F" || tag == "P", "bad tag in {line:?}");
-            Rec { stream: stream.into(), tag: tag.into(), text: text.into() }
+            Rec {
+                stream: stream.into(),
+                tag: tag.into(),
+                text: text.into(),
+            }
         })
         .collect()
 }
@@ -249,7 +302,13 @@ fn parse_log(path: &Path) -> Vec<Rec> {
 fn stream_text(recs: &[Rec], stream: &str) -> String {
     recs.iter()
         .filter(|r| r.stream == stream)
-        .map(|r| if r.tag == "F" { format!("{}\n", r.text) } else { r.text.clone() })
+        .map(|r| {
+            if r.tag == "F" {
+                format!("{}\n", r.text)
+            } else {
+                r.text.clone()
+            }
+        })
         .collect()
 }
 
@@ -272,8 +331,13 @@ impl Launched {
     fn next_msg(&mut self) -> serde_json::Value {
         let mut line = String::new();
         self.sync.read_line(&mut line).expect("read sync pipe");
-        assert!(!line.is_empty(), "sync pipe closed without a message; monitor stderr: {}", self.stderr);
-        serde_json::from_str(line.trim_end()).unwrap_or_else(|e| panic!("sync message {line:?}: {e}"))
+        assert!(
+            !line.is_empty(),
+            "sync pipe closed without a message; monitor stderr: {}",
+            self.stderr
+        );
+        serde_json::from_str(line.trim_end())
+            .unwrap_or_else(|e| panic!("sync message {line:?}: {e}"))
     }
 }
 
@@ -303,18 +367,30 @@ impl Fixture {
     fn create_args(&self) -> Vec<String> {
         let s = |p: PathBuf| p.to_string_lossy().into_owned();
         vec![
-            "-b".into(), s(self.bundle()),
-            "-c".into(), self.cid.clone(),
-            "--exit-dir".into(), s(self.p("exits")),
-            "-l".into(), s(self.p("ctr.log")),
-            "--log-level".into(), "debug".into(),
-            "-n".into(), format!("k8s_{}", self.cid),
-            "-P".into(), s(self.bundle().join("conmon-pidfile")),
-            "-p".into(), s(self.bundle().join("pidfile")),
-            "--persist-dir".into(), s(self.p("persist")),
-            "-r".into(), s(self.runtime.clone()),
-            "--socket-dir-path".into(), s(self.p("sock")),
-            "-u".into(), self.cid.clone(),
+            "-b".into(),
+            s(self.bundle()),
+            "-c".into(),
+            self.cid.clone(),
+            "--exit-dir".into(),
+            s(self.p("exits")),
+            "-l".into(),
+            s(self.p("ctr.log")),
+            "--log-level".into(),
+            "debug".into(),
+            "-n".into(),
+            format!("k8s_{}", self.cid),
+            "-P".into(),
+            s(self.bundle().join("conmon-pidfile")),
+            "-p".into(),
+            s(self.bundle().join("pidfile")),
+            "--persist-dir".into(),
+            s(self.p("persist")),
+            "-r".into(),
+            s(self.runtime.clone()),
+            "--socket-dir-path".into(),
+            s(self.p("sock")),
+            "-u".into(),
+            self.cid.clone(),
         ]
     }
 
@@ -346,7 +422,9 @@ impl Fixture {
         let child = cmd.spawn().expect("spawn monitor");
         drop(sync_w);
         drop(start_r);
-        File::from(start_w).write_all(&[0]).expect("write start pipe");
+        File::from(start_w)
+            .write_all(&[0])
+            .expect("write start pipe");
         let out = child.wait_with_output().expect("wait monitor");
         Launched {
             sync: BufReader::new(File::from(sync_r)),
@@ -360,7 +438,12 @@ impl Fixture {
         let mut args = self.create_args();
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut l = self.launch(&args);
-        assert!(l.status.success(), "monitor failed: {:?} {}", l.status, l.stderr);
+        assert!(
+            l.status.success(),
+            "monitor failed: {:?} {}",
+            l.status,
+            l.stderr
+        );
         let mpid: i32 = std::fs::read_to_string(self.bundle().join("conmon-pidfile"))
             .expect("conmon pidfile")
             .trim()
@@ -368,19 +451,32 @@ impl Fixture {
             .expect("pid in conmon pidfile");
         self.monitor_pid = Some(mpid);
         let msg = l.next_msg();
-        let key = if extra.contains(&"--api-version") { "data" } else { "pid" };
-        let pid = msg[key].as_i64().unwrap_or_else(|| panic!("no {key} in {msg}; {}", l.stderr)) as i32;
+        let key = if extra.contains(&"--api-version") {
+            "data"
+        } else {
+            "pid"
+        };
+        let pid = msg[key]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no {key} in {msg}; {}", l.stderr)) as i32;
         assert!(pid > 0, "create failed: {msg}");
         (pid, l)
     }
 
     fn runtime_cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new(&self.runtime).args(args).output().expect("run runtime")
+        Command::new(&self.runtime)
+            .args(args)
+            .output()
+            .expect("run runtime")
     }
 
     fn start(&self) {
         let o = self.runtime_cmd(&["start", &self.cid]);
-        assert!(o.status.success(), "start: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "start: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 
     fn wait_monitor(&self) {
@@ -410,7 +506,12 @@ impl Drop for Fixture {
 }
 
 fn case_pid_exit_and_logs(rt: &str) {
-    let mut f = Fixture::new(rt, "exit", &["sh", "-c", "echo out; echo err >&2; exit 42"], |_| {});
+    let mut f = Fixture::new(
+        rt,
+        "exit",
+        &["sh", "-c", "echo out; echo err >&2; exit 42"],
+        |_| {},
+    );
     let (pid, _l) = f.create(&[]);
     assert!(alive(pid), "container init {pid} should exist after create");
     f.start();
@@ -434,15 +535,30 @@ fn case_long_and_unterminated_lines(rt: &str) {
     let text = stream_text(&recs, "stdout");
     assert_eq!(text, format!("{}\nlast", "a".repeat(20480)));
     let out: Vec<&Rec> = recs.iter().filter(|r| r.stream == "stdout").collect();
-    assert!(out.len() >= 3, "the 20 KiB line must be split: {}", out.len());
-    assert!(out.iter().all(|r| r.text.len() <= 8192), "records are at most 8192 bytes of text");
-    assert!(out[0].tag == "P", "the long line starts with a partial record");
+    assert!(
+        out.len() >= 3,
+        "the 20 KiB line must be split: {}",
+        out.len()
+    );
+    assert!(
+        out.iter().all(|r| r.text.len() <= 8192),
+        "records are at most 8192 bytes of text"
+    );
+    assert!(
+        out[0].tag == "P",
+        "the long line starts with a partial record"
+    );
     let last = out.last().unwrap();
-    assert_eq!((last.tag.as_str(), last.text.as_str()), ("P", "last"), "unterminated last line is a partial record");
+    assert_eq!(
+        (last.tag.as_str(), last.text.as_str()),
+        ("P", "last"),
+        "unterminated last line is a partial record"
+    );
 }
 
 fn case_reopen_and_attach(rt: &str) {
-    let script = "echo before; echo warn >&2; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo after";
+    let script =
+        "echo before; echo warn >&2; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo after";
     let mut f = Fixture::new(rt, "reopen", &["sh", "-c", script], |_| {});
     let _ = f.create(&[]);
     let client = AttachClient::connect(&f.attach_path());
@@ -452,21 +568,65 @@ fn case_reopen_and_attach(rt: &str) {
     let log = f.p("ctr.log");
     std::fs::rename(&log, f.p("ctr.log.1")).unwrap();
     let watch = Inotify::new(f.dir.path());
-    let mut ctl = std::fs::OpenOptions::new().write(true).open(f.bundle().join("ctl")).expect("open ctl");
+    let mut ctl = std::fs::OpenOptions::new()
+        .write(true)
+        .open(f.bundle().join("ctl"))
+        .expect("open ctl");
     ctl.write_all(b"2 0 0\n").unwrap();
     assert!(watch.wait_for("ctr.log", WAIT), "log was not reopened");
     std::fs::write(f.bundle().join("rootfs/tmp/go"), b"").unwrap();
     client.recv_until("after");
     f.wait_monitor();
-    assert_eq!(client.recv(), None, "attach socket closes when the container is gone");
+    assert_eq!(
+        client.recv(),
+        None,
+        "attach socket closes when the container is gone"
+    );
     let old = parse_log(&f.p("ctr.log.1"));
     assert!(stream_text(&old, "stdout").contains("before"));
     let new = parse_log(&log);
     assert_eq!(stream_text(&new, "stdout"), "after\n");
-    for leftover in ["ctl", "winsz", "attach"] {
-        assert!(!f.bundle().join(leftover).exists(), "{leftover} left in the bundle");
+    if !is_conmon() {
+        for leftover in ["ctl", "winsz", "attach"] {
+            assert!(
+                !f.bundle().join(leftover).exists(),
+                "{leftover} left in the bundle"
+            );
+        }
+        assert!(
+            std::fs::symlink_metadata(f.p("sock").join(&f.cid)).is_err(),
+            "attach symlink left"
+        );
     }
-    assert!(std::fs::symlink_metadata(f.p("sock").join(&f.cid)).is_err(), "attach symlink left");
+}
+
+fn case_terminal_resize(rt: &str) {
+    let script = "while :; do s=$(stty size); [ \"$s\" = \"30 100\" ] && break; sleep 0.05; done; echo size=$s; exit 5";
+    let mut f = Fixture::new(rt, "tty", &["sh", "-c", script], |s| {
+        let mut p = s.process().clone().unwrap_or_default();
+        p.set_terminal(Some(true));
+        s.set_process(Some(p));
+    });
+    let _ = f.create(&["-t"]);
+    let client = AttachClient::connect(&f.attach_path());
+    f.start();
+    let mut ctl = std::fs::OpenOptions::new()
+        .write(true)
+        .open(f.bundle().join("ctl"))
+        .expect("open ctl");
+    ctl.write_all(b"1 30 100\n").unwrap();
+    client.recv_until("size=30 100");
+    f.wait_monitor();
+    assert_eq!(f.exit_file(), "5");
+    let recs = parse_log(&f.p("ctr.log"));
+    assert!(
+        recs.iter().all(|r| r.stream == "stdout"),
+        "a terminal has one stream"
+    );
+    assert!(
+        stream_text(&recs, "stdout").contains("size=30 100\r\n"),
+        "ONLCR is set on the pty"
+    );
 }
 
 fn case_stdin_through_attach(rt: &str) {
@@ -483,7 +643,16 @@ fn case_stdin_through_attach(rt: &str) {
 }
 
 fn case_outlives_launcher(rt: &str) {
-    let mut f = Fixture::new(rt, "orphan", &["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo late; exit 7"], |_| {});
+    let mut f = Fixture::new(
+        rt,
+        "orphan",
+        &[
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo late; exit 7",
+        ],
+        |_| {},
+    );
     // The launcher: a shell that runs the monitor, then lingers like a daemon would, in its own
     // process group so that it can be killed with everything it owns.
     let (sync_r, sync_w) = pipe();
@@ -517,10 +686,16 @@ fn case_outlives_launcher(rt: &str) {
     drop(start_r);
     File::from(start_w).write_all(&[0]).unwrap();
     let mut line = String::new();
-    BufReader::new(File::from(sync_r)).read_line(&mut line).unwrap();
+    BufReader::new(File::from(sync_r))
+        .read_line(&mut line)
+        .unwrap();
     let msg: serde_json::Value = serde_json::from_str(line.trim_end()).expect("sync message");
     let pid = msg["pid"].as_i64().expect("pid") as i32;
-    let mpid: i32 = std::fs::read_to_string(f.bundle().join("conmon-pidfile")).unwrap().trim().parse().unwrap();
+    let mpid: i32 = std::fs::read_to_string(f.bundle().join("conmon-pidfile"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     f.monitor_pid = Some(mpid);
     // Kill the launcher and its whole process group, as if the daemon died.
     let lpid = launcher.id() as i32;
@@ -538,23 +713,38 @@ fn case_outlives_launcher(rt: &str) {
 
 fn case_oom(rt: &str) {
     let limit = 16i64 << 20;
-    let mut f = Fixture::new(rt, "oom", &["sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"], |s| {
-        let mut linux = s.linux().clone().unwrap_or_default();
-        let mut res = linux.resources().clone().unwrap_or_default();
-        let mut mem = LinuxMemory::default();
-        mem.set_limit(Some(limit));
-        mem.set_swap(Some(limit));
-        res.set_memory(Some(mem));
-        linux.set_resources(Some(res));
-        s.set_linux(Some(linux));
-    });
+    let mut f = Fixture::new(
+        rt,
+        "oom",
+        &[
+            "sh",
+            "-c",
+            "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done",
+        ],
+        |s| {
+            let mut linux = s.linux().clone().unwrap_or_default();
+            let mut res = linux.resources().clone().unwrap_or_default();
+            let mut mem = LinuxMemory::default();
+            mem.set_limit(Some(limit));
+            mem.set_swap(Some(limit));
+            res.set_memory(Some(mem));
+            linux.set_resources(Some(res));
+            s.set_linux(Some(linux));
+        },
+    );
     let _ = f.create(&[]);
     f.start();
     f.wait_monitor();
     assert_eq!(f.exit_file(), "137", "killed by SIGKILL");
-    assert!(f.bundle().join("oom").exists(), "<bundle>/oom marks the OOM kill");
+    assert!(
+        f.bundle().join("oom").exists(),
+        "<bundle>/oom marks the OOM kill"
+    );
     if !is_conmon() {
-        assert!(f.p("persist/oom").exists(), "<persist-dir>/oom marks the OOM kill");
+        assert!(
+            f.p("persist/oom").exists(),
+            "<persist-dir>/oom marks the OOM kill"
+        );
     }
 }
 
@@ -567,7 +757,11 @@ fn case_failed_create(rt: &str) {
     let mut args = f.create_args();
     args.push("--api-version".into());
     let mut l = f.launch(&args);
-    assert!(l.status.success(), "the launched process detaches: {}", l.stderr);
+    assert!(
+        l.status.success(),
+        "the launched process detaches: {}",
+        l.stderr
+    );
     if let Ok(p) = std::fs::read_to_string(f.bundle().join("conmon-pidfile")) {
         f.monitor_pid = p.trim().parse().ok();
     }
@@ -577,15 +771,28 @@ fn case_failed_create(rt: &str) {
     assert!(!text.is_empty(), "the runtime's stderr is reported: {msg}");
     f.wait_monitor();
     let state = f.runtime_cmd(&["state", &f.cid]);
-    assert!(!state.status.success(), "no container left: {}", String::from_utf8_lossy(&state.stdout));
+    assert!(
+        !state.status.success(),
+        "no container left: {}",
+        String::from_utf8_lossy(&state.stdout)
+    );
     if !is_conmon() {
         for leftover in ["ctl", "winsz", "attach", "oom"] {
-            assert!(!f.bundle().join(leftover).exists(), "{leftover} left in the bundle");
+            assert!(
+                !f.bundle().join(leftover).exists(),
+                "{leftover} left in the bundle"
+            );
         }
-        assert!(std::fs::symlink_metadata(f.p("sock").join(&f.cid)).is_err(), "attach symlink left");
+        assert!(
+            std::fs::symlink_metadata(f.p("sock").join(&f.cid)).is_err(),
+            "attach symlink left"
+        );
         assert!(!f.p("ctr.log").exists(), "unused log removed");
     }
-    assert!(!f.p("exits").join(&f.cid).exists(), "no exit file for a container that never ran");
+    assert!(
+        !f.p("exits").join(&f.cid).exists(),
+        "no exit file for a container that never ran"
+    );
 }
 
 /// Starts a long-running container for exec tests.
@@ -605,14 +812,21 @@ fn exec_args(f: &Fixture, cmd: &[&str], extra: &[&str]) -> Vec<String> {
     std::fs::write(&spec_path, serde_json::to_vec(&process).unwrap()).unwrap();
     let s = |p: PathBuf| p.to_string_lossy().into_owned();
     let mut a: Vec<String> = vec![
-        "-c".into(), f.cid.clone(),
-        "-n".into(), "exec".into(),
-        "-r".into(), s(f.runtime.clone()),
-        "-p".into(), s(f.p(&format!("{}.pid", spec_path.display()))),
+        "-c".into(),
+        f.cid.clone(),
+        "-n".into(),
+        "exec".into(),
+        "-r".into(),
+        s(f.runtime.clone()),
+        "-p".into(),
+        s(f.p(&format!("{}.pid", spec_path.display()))),
         "-e".into(),
-        "-l".into(), s(f.p("exec.log")),
-        "--socket-dir-path".into(), s(f.p("sock")),
-        "--exec-process-spec".into(), s(spec_path),
+        "-l".into(),
+        s(f.p("exec.log")),
+        "--socket-dir-path".into(),
+        s(f.p("sock")),
+        "--exec-process-spec".into(),
+        s(spec_path),
         "--sync".into(),
     ];
     a.extend(extra.iter().map(|s| s.to_string()));
@@ -622,7 +836,11 @@ fn exec_args(f: &Fixture, cmd: &[&str], extra: &[&str]) -> Vec<String> {
 fn case_exec_sync(rt: &str) {
     let f = running(rt, "exec");
     // CRI-O's exec-sync call: no --api-version, one {"exit_code": N} message.
-    let mut l = f.launch(&exec_args(&f, &["sh", "-c", "echo hi; echo oops >&2; exit 3"], &[]));
+    let mut l = f.launch(&exec_args(
+        &f,
+        &["sh", "-c", "echo hi; echo oops >&2; exit 3"],
+        &[],
+    ));
     let msg = l.next_msg();
     assert_eq!(msg["exit_code"], 3, "{msg}");
     assert_eq!(l.status.code(), Some(3));
@@ -630,7 +848,11 @@ fn case_exec_sync(rt: &str) {
     assert_eq!(stream_text(&recs, "stdout"), "hi\n");
     assert_eq!(stream_text(&recs, "stderr"), "oops\n");
     // API version 1: the pid first, then the exit code, both under "data".
-    let mut l = f.launch(&exec_args(&f, &["true"], &["--api-version", "1", "-u", &f.cid]));
+    let mut l = f.launch(&exec_args(
+        &f,
+        &["true"],
+        &["--api-version", "1", "-u", &f.cid],
+    ));
     assert!(l.next_msg()["data"].as_i64().unwrap() > 0);
     assert_eq!(l.next_msg()["data"], 0);
 }
@@ -659,6 +881,7 @@ per_runtime!(
     case_long_and_unterminated_lines,
     case_reopen_and_attach,
     case_stdin_through_attach,
+    case_terminal_resize,
     case_outlives_launcher,
     case_oom,
     case_failed_create,
@@ -669,9 +892,24 @@ per_runtime!(
 #[test]
 fn rejects_unknown_flags() {
     let out = Command::new(monitor_bin())
-        .args(["-c", "x", "-u", "x", "-r", "/bin/true", "-l", "/dev/null", "--frobnicate"])
+        .args([
+            "-c",
+            "x",
+            "-u",
+            "x",
+            "-r",
+            "/bin/true",
+            "-l",
+            "/dev/null",
+            "--frobnicate",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(text.contains("frobnicate"), "{text}");
 }
