@@ -83,7 +83,9 @@ EOF
 	mon=${CRIUS_MONITOR:-$(dirname "$bin")/crius-monitor}
 	{
 		echo "$bin"
-		if "$bin" config >"$DIR/crius.toml" 2>/dev/null && [[ -s $DIR/crius.toml ]]; then
+		# The built-in defaults, not the host's /etc/crius/crius.toml; the flags below override them.
+		if { "$bin" config --default >"$DIR/crius.toml" 2>/dev/null || "$bin" config >"$DIR/crius.toml" 2>/dev/null; } &&
+			[[ -s $DIR/crius.toml ]]; then
 			echo --config; echo "$DIR/crius.toml"
 		fi
 		echo --listen; echo "$DIR/crius.sock"
@@ -97,10 +99,12 @@ EOF
 		echo --registries-conf; echo "$DIR/registries.conf"
 		echo --stream-address; echo 127.0.0.1
 		echo --stream-port; echo "$port"
+		echo --cgroup-parent; echo "/crius-test-$$"
 		# shellcheck disable=SC2086
 		for a in ${CRIUS_EXTRA_ARGS:-}; do echo "$a"; done
 	} >"$DIR/args"
 	echo "$BRIDGE" >"$DIR/bridge"
+	echo "/crius-test-$$" >>"$DIR/cgroups"
 	# Host state we may change, restored by stop.
 	[[ -f $DIR/host.ip_forward ]] || cat /proc/sys/net/ipv4/ip_forward >"$DIR/host.ip_forward"
 	[[ -f $DIR/host.cni_chains ]] || (iptables-save -t nat 2>/dev/null | grep -c '^:CNI-' || true) >"$DIR/host.cni_chains"
@@ -155,7 +159,7 @@ instance_pids() {
 	local d root
 	for d in /proc/[0-9]*; do
 		[[ ${d#/proc/} == "$$" ]] && continue
-		if tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -qF "$DIR/"; then echo "${d#/proc/}"; continue; fi
+		if tr '\0' ' ' 2>/dev/null <"$d/cmdline" | grep -qF "$DIR/"; then echo "${d#/proc/}"; continue; fi
 		root=$(readlink "$d/root" 2>/dev/null) || continue
 		[[ $root == "$DIR"/* ]] && echo "${d#/proc/}"
 	done
@@ -214,8 +218,10 @@ cleanup_leftovers() {
 		for n in $(iptables-save -t nat | awk -F'[: ]' '/^:CNI-/ {print $2}'); do iptables -t nat -X "$n" 2>/dev/null || true; done
 	fi
 	# Empty cgroups of our containers and pods.
-	for n in $(cat "$DIR/cgroups" 2>/dev/null || true); do
-		for m in /sys/fs/cgroup/*/"${n#/}" /sys/fs/cgroup/"${n#/}"; do
+	for n in $(sort -u "$DIR/cgroups" 2>/dev/null || true); do
+		n=${n#/}
+		[[ -n $n && $n != *..* && $n != *.slice* ]] || continue
+		for m in /sys/fs/cgroup/*/"$n" /sys/fs/cgroup/"$n"; do
 			[[ -d $m ]] && find "$m" -depth -type d -exec rmdir {} + 2>/dev/null || true
 		done
 	done
