@@ -37,6 +37,7 @@ impl ImageReference {
         if let Some(d) = r.digest() {
             validate_digest(d).map_err(invalid)?;
         }
+        validate_repository(r.repository()).map_err(invalid)?;
         Ok(ImageReference {
             registry: r.registry().to_string(),
             repository: r.repository().to_string(),
@@ -99,6 +100,36 @@ impl fmt::Display for ImageReference {
         }
         Ok(())
     }
+}
+
+/// Checks each path component of a repository against the distribution grammar:
+/// lowercase alphanumerics separated by `.`, `_`, `__` or runs of `-`.
+fn validate_repository(repo: &str) -> std::result::Result<(), String> {
+    for comp in repo.split('/') {
+        let ok = !comp.is_empty()
+            && comp.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+            && comp.as_bytes()[0].is_ascii_alphanumeric()
+            && comp.as_bytes()[comp.len() - 1].is_ascii_alphanumeric()
+            && !comp.contains("..")
+            && !comp.contains("___")
+            && !comp.contains("._")
+            && !comp.contains("_.")
+            && !comp.contains(".-")
+            && !comp.contains("-.")
+            && !comp.contains("_-")
+            && !comp.contains("-_");
+        if !ok {
+            if comp.bytes().any(|b| b.is_ascii_uppercase()) {
+                return Err(format!("repository name {repo:?} must be lowercase"));
+            }
+            return Err(format!(
+                "repository path component {comp:?} must be lowercase letters and digits separated by '.', '_', '__' or '-'"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks `algorithm:hex` with a known algorithm and the right length.
@@ -171,6 +202,9 @@ mod tests {
             "a//b",
             " busybox",
             "busybox:bad tag",
+            "UPPER/case:1",
+            "docker.io/Foo/bar",
+            "foo/-bar",
         ] {
             match ImageReference::parse(bad) {
                 Err(ImageError::InvalidReference { reference, reason }) => {
