@@ -1,7 +1,8 @@
 //! Client side of the monitor's attach socket and control fifo (conmon's protocol).
 //!
 //! Attach: `<socket-dir>/<id>` is a symlink to the bundle and `attach` in it a SOCK_SEQPACKET
-//! socket. Each packet from the monitor is one stream byte (1 stdout, 2 stderr) followed by the
+//! socket. Each packet from the monitor is one stream byte (2 stdout, 3 stderr; 1 would be
+//! stdin) followed by the
 //! data; packets we send are raw stdin; shutting down our write side closes the container's
 //! stdin (unless it was created with `--leave-stdin-open`).
 //! Control: `ctl` in the bundle is a fifo taking lines `"<type> <height> <width>\n"`: type 1
@@ -11,7 +12,9 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, Shutdown, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::{
+    AddressFamily, RecvFlags, SendFlags, Shutdown, SocketAddrUnix, SocketFlags, SocketType,
+};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -24,9 +27,9 @@ const MAX_PACKET: usize = 64 << 10;
 /// Which container stream an attach frame carries (the frame's leading byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachStreamKind {
-    /// Stdout (or the terminal), byte 1.
+    /// Stdout (or the terminal), byte 2.
     Stdout,
-    /// Stderr, byte 2.
+    /// Stderr, byte 3.
     Stderr,
 }
 
@@ -52,8 +55,8 @@ impl AttachStream {
                 Ok(Ok(0)) => return Ok(None),
                 Ok(Ok(n)) => {
                     let kind = match buf[0] {
-                        1 => AttachStreamKind::Stdout,
-                        2 => AttachStreamKind::Stderr,
+                        2 => AttachStreamKind::Stdout,
+                        3 => AttachStreamKind::Stderr,
                         other => {
                             tracing::debug!(id = %self.id, byte = other, "attach: unknown stream byte");
                             continue;
@@ -73,8 +76,12 @@ impl AttachStream {
             loop {
                 let mut guard = self.fd.writable().await.map_err(|e| self.err("send", e))?;
                 match guard.try_io(|fd| {
-                    rustix::net::send(fd.get_ref(), chunk, SendFlags::DONTWAIT | SendFlags::NOSIGNAL)
-                        .map_err(Into::into)
+                    rustix::net::send(
+                        fd.get_ref(),
+                        chunk,
+                        SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+                    )
+                    .map_err(Into::into)
                 }) {
                     Ok(Ok(_)) => break,
                     Ok(Err(e)) => return Err(self.err("send", e)),
@@ -103,7 +110,9 @@ impl Runtime {
     pub async fn attach(&self, id: &str) -> Result<AttachStream> {
         crate::id::validate_id(id)?;
         let dir = self.monitor.socket_dir.join(id);
-        let err = |what: &str, e: std::io::Error| OciError::io(format!("container {id}: attach: {what}"), e);
+        let err = |what: &str, e: std::io::Error| {
+            OciError::io(format!("container {id}: attach: {what}"), e)
+        };
         let dirfd = match rustix::fs::open(
             &dir,
             rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
@@ -114,13 +123,17 @@ impl Runtime {
                 return Err(OciError::FailedPrecondition {
                     id: id.to_string(),
                     step: "attach",
-                    message: format!("no attach socket at {} (monitor not running?)", dir.display()),
+                    message: format!(
+                        "no attach socket at {} (monitor not running?)",
+                        dir.display()
+                    ),
                 })
             }
             Err(e) => return Err(err("open socket dir", e.into())),
         };
         let path = format!("/proc/self/fd/{}/attach", dirfd.as_raw_fd());
-        let addr = SocketAddrUnix::new(path.as_str()).map_err(|e| err("socket address", e.into()))?;
+        let addr =
+            SocketAddrUnix::new(path.as_str()).map_err(|e| err("socket address", e.into()))?;
         let sock = rustix::net::socket_with(
             AddressFamily::UNIX,
             SocketType::SEQPACKET,

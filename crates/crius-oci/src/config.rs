@@ -104,12 +104,18 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(MonitorKind::from_path(Path::new("/usr/bin/conmon")), MonitorKind::Conmon);
+        assert_eq!(
+            MonitorKind::from_path(Path::new("/usr/bin/conmon")),
+            MonitorKind::Conmon
+        );
         assert_eq!(
             MonitorKind::from_path(Path::new("target/debug/crius-monitor")),
             MonitorKind::CriusMonitor
         );
-        assert_eq!(MonitorKind::from_path(Path::new("/x/y")), MonitorKind::Other);
+        assert_eq!(
+            MonitorKind::from_path(Path::new("/x/y")),
+            MonitorKind::Other
+        );
         assert_eq!(
             MonitorConfig::new("/usr/bin/conmon", "/e", "/s").create_timeout,
             Duration::from_secs(240)

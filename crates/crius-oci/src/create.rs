@@ -213,7 +213,9 @@ impl Drop for CreateCleanup {
             Ok(h) => {
                 h.spawn(me.run());
             }
-            Err(_) => tracing::error!(id = %self.id, "create cancelled outside a runtime: leftovers remain"),
+            Err(_) => {
+                tracing::error!(id = %self.id, "create cancelled outside a runtime: leftovers remain")
+            }
         }
     }
 }
@@ -241,7 +243,13 @@ impl Runtime {
         }
         let made_persist_dir = !opts.persist_dir.exists();
         std::fs::create_dir_all(&opts.persist_dir).map_err(|e| {
-            OciError::io(format!("container {id}: create persist dir {}", opts.persist_dir.display()), e)
+            OciError::io(
+                format!(
+                    "container {id}: create persist dir {}",
+                    opts.persist_dir.display()
+                ),
+                e,
+            )
         })?;
         let mut cleanup = CreateCleanup {
             runtime: self.clone(),
@@ -321,7 +329,9 @@ impl Runtime {
         cleanup: &mut CreateCleanup,
     ) -> Result<CreatedContainer> {
         let id = opts.id.as_str();
-        let io_err = |what: &str, e: std::io::Error| OciError::io(format!("container {id}: create: {what}"), e);
+        let io_err = |what: &str, e: std::io::Error| {
+            OciError::io(format!("container {id}: create: {what}"), e)
+        };
         let started = Instant::now();
         let timeout = self.monitor.create_timeout;
 
@@ -365,9 +375,9 @@ impl Runtime {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| {
-            io_err(&format!("start monitor {}", self.monitor.path.display()), e)
-        })?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| io_err(&format!("start monitor {}", self.monitor.path.display()), e))?;
         cleanup.monitor_child_pid = child.id().map(|p| p as i32);
         drop(sync_child);
         drop(start_read);
@@ -380,12 +390,21 @@ impl Runtime {
         let start_write = std::fs::File::from(start_write);
         let mut start_write = tokio::fs::File::from_std(start_write);
         if let Err(e) = start_write.write_all(&[0]).await {
-            return Err(self.monitor_failed(id, format!("write start pipe: {e}"), out_task, err_task, child_task).await);
+            return Err(self
+                .monitor_failed(
+                    id,
+                    format!("write start pipe: {e}"),
+                    out_task,
+                    err_task,
+                    child_task,
+                )
+                .await);
         }
         drop(start_write);
 
         let sync = std::os::unix::net::UnixStream::from(OwnedFd::from(sync_parent));
-        sync.set_nonblocking(true).map_err(|e| io_err("sync pipe", e))?;
+        sync.set_nonblocking(true)
+            .map_err(|e| io_err("sync pipe", e))?;
         let sync = tokio::net::UnixStream::from_std(sync).map_err(|e| io_err("sync pipe", e))?;
         let mut reader = BufReader::new(sync).take(MAX_SYNC_LINE);
         let mut line = String::new();
@@ -404,7 +423,13 @@ impl Runtime {
         };
         if n == 0 {
             return Err(self
-                .monitor_failed(id, "exited without reporting a pid".into(), out_task, err_task, child_task)
+                .monitor_failed(
+                    id,
+                    "exited without reporting a pid".into(),
+                    out_task,
+                    err_task,
+                    child_task,
+                )
                 .await);
         }
         let msg: SyncMessage = serde_json::from_str(line.trim()).map_err(|e| OciError::Parse {
@@ -416,7 +441,9 @@ impl Runtime {
                 .message
                 .map(|m| m.trim().to_string())
                 .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| format!("{} create failed (code {})", self.handler.name, msg.data));
+                .unwrap_or_else(|| {
+                    format!("{} create failed (code {})", self.handler.name, msg.data)
+                });
             truncate(&mut stderr, 4096);
             return Err(OciError::Runtime {
                 id: id.to_string(),
@@ -480,7 +507,9 @@ impl Runtime {
 }
 
 /// Reads a bounded amount of a monitor output pipe in the background.
-fn capture<R: AsyncRead + Unpin + Send + 'static>(pipe: Option<R>) -> tokio::task::JoinHandle<Vec<u8>> {
+fn capture<R: AsyncRead + Unpin + Send + 'static>(
+    pipe: Option<R>,
+) -> tokio::task::JoinHandle<Vec<u8>> {
     tokio::spawn(async move {
         let mut buf = Vec::new();
         if let Some(p) = pipe {

@@ -180,14 +180,23 @@ mod tests {
             std::fs::write(p.join("tmp.x"), "1").unwrap();
             std::fs::rename(p.join("tmp.x"), p.join("id1")).unwrap();
         });
-        assert!(wait_for_file(dir.path(), "id1", Duration::from_secs(10)).await.unwrap());
+        assert!(wait_for_file(dir.path(), "id1", Duration::from_secs(10))
+            .await
+            .unwrap());
         writer.await.unwrap();
-        assert!(!wait_for_file(dir.path(), "never", Duration::from_millis(20)).await.unwrap());
+        assert!(
+            !wait_for_file(dir.path(), "never", Duration::from_millis(20))
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
     async fn pidfd_sees_exit() {
-        let mut child = tokio::process::Command::new("sleep").arg("100").spawn().unwrap();
+        let mut child = tokio::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
         let pid = child.id().unwrap() as i32;
         let h = ProcessHandle::open(pid).unwrap().unwrap();
         assert!(!h.exited_within(Duration::from_millis(10)).await.unwrap());

@@ -146,9 +146,13 @@ impl Runtime {
     ) -> Result<ExecSyncOutput> {
         crate::id::validate_id(id)?;
         if cmd.is_empty() {
-            return Err(OciError::InvalidArgument(format!("container {id}: exec: empty command")));
+            return Err(OciError::InvalidArgument(format!(
+                "container {id}: exec: empty command"
+            )));
         }
-        let io = |what: &str, e: std::io::Error| OciError::io(format!("container {id}: exec: {what}"), e);
+        let io = |what: &str, e: std::io::Error| {
+            OciError::io(format!("container {id}: exec: {what}"), e)
+        };
         let tmp = tempfile::Builder::new()
             .prefix("crius-exec-")
             .tempdir()
@@ -226,6 +230,16 @@ impl Runtime {
         })
     }
 
+    /// Whether this runtime hands a tty exec's pty over a console socket without detaching
+    /// (crun does; runc refuses console sockets unless detached).
+    fn tty_via_console_socket(&self) -> bool {
+        self.handler
+            .runtime_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.contains("crun"))
+    }
+
     fn exec_start_error(&self, id: &str, stderr: &[u8], status: ExitStatus) -> OciError {
         let mut text = String::from_utf8_lossy(stderr).trim().to_string();
         if text.is_empty() {
@@ -261,7 +275,9 @@ impl Runtime {
         tty: bool,
     ) -> Result<ExecSession> {
         crate::id::validate_id(id)?;
-        let io = |what: &str, e: std::io::Error| OciError::io(format!("container {id}: exec: {what}"), e);
+        let io = |what: &str, e: std::io::Error| {
+            OciError::io(format!("container {id}: exec: {what}"), e)
+        };
         let tmp = tempfile::Builder::new()
             .prefix("crius-exec-")
             .tempdir()
@@ -282,7 +298,25 @@ impl Runtime {
             .arg("--pid-file")
             .arg(&pidfile);
         let mut pty = None;
-        if tty {
+        let mut pty_ctl = None;
+        let mut console = None;
+        let console_socket = tty && self.tty_via_console_socket();
+        if console_socket {
+            // crun: the runtime makes the pty and sends its master over a console socket,
+            // while it still waits for the process.
+            let sock = tmp.path().join("console.sock");
+            console =
+                Some(tokio::net::UnixListener::bind(&sock).map_err(|e| io("console socket", e))?);
+            command
+                .arg("--tty")
+                .arg("--console-socket")
+                .arg(&sock)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        } else if tty {
+            // runc: without --detach it refuses console sockets; it makes the container's pty
+            // itself and copies between it and its own stdio, our pty's slave.
             let (master, slave) = open_pty().map_err(|e| io("openpty", e))?;
             let slave = std::fs::File::from(slave);
             let clone = |f: &std::fs::File| f.try_clone().map(Stdio::from);
@@ -291,6 +325,7 @@ impl Runtime {
                 .stdin(clone(&slave).map_err(|e| io("pty", e))?)
                 .stdout(clone(&slave).map_err(|e| io("pty", e))?)
                 .stderr(Stdio::from(slave));
+            pty_ctl = Some(master.try_clone().map_err(|e| io("pty", e))?);
             pty = Some(PtyMaster::new(master).map_err(|e| io("pty", e))?);
         } else {
             command
@@ -305,6 +340,25 @@ impl Runtime {
             pidfile: pidfile.clone(),
             armed: true,
         };
+        if let Some(listener) = console.take() {
+            let master = tokio::select! {
+                m = recv_console(&listener) => m.map_err(|e| io("receive console", e))?,
+                st = child.wait() => {
+                    let st = st.map_err(|e| io("wait runtime", e))?;
+                    return Err(OciError::Runtime {
+                        id: id.to_string(),
+                        step: "exec",
+                        runtime: self.handler.name.clone(),
+                        stderr: format!("exited with {st} before sending the terminal"),
+                    });
+                }
+            };
+            pty_ctl = Some(master.try_clone().map_err(|e| io("pty", e))?);
+            pty = Some(PtyMaster::new(master).map_err(|e| io("pty", e))?);
+        }
+        // Take the pipes first: `Child::wait` closes stdin.
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
         // Learn the pid: the runtime writes the pid file once the process started.
         let watch = DirWatch::new(tmp.path()).map_err(|e| io("watch pid file", e))?;
         let pid = loop {
@@ -329,14 +383,56 @@ impl Runtime {
         };
         Ok(ExecSession {
             pid,
-            stdin: child.stdin.take(),
-            stdout: child.stdout.take(),
-            stderr: child.stderr.take(),
+            stdin,
+            stdout,
+            stderr,
             pty,
+            pty_ctl,
+            winch_runtime: tty && !console_socket,
             child,
             guard,
             _tmp: tmp,
         })
+    }
+}
+
+/// Accepts the runtime's connection on the console socket and receives the pty master
+/// (SCM_RIGHTS).
+async fn recv_console(listener: &tokio::net::UnixListener) -> std::io::Result<OwnedFd> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let (stream, _) = listener.accept().await?;
+    loop {
+        stream.readable().await?;
+        let got = stream.try_io(tokio::io::Interest::READABLE, || {
+            let mut data = [0u8; 4096];
+            let mut iov = [std::io::IoSliceMut::new(&mut data)];
+            let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+            let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+            rustix::net::recvmsg(
+                &stream,
+                &mut iov,
+                &mut cmsg,
+                RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+            )?;
+            for msg in cmsg.drain() {
+                if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+                    if let Some(fd) = fds.next() {
+                        return Ok(Some(fd));
+                    }
+                }
+            }
+            Ok(None)
+        });
+        match got {
+            Ok(Some(fd)) => return Ok(fd),
+            Ok(None) => {
+                return Err(std::io::Error::other(
+                    "console socket message carried no fd",
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -349,7 +445,9 @@ async fn kill_exec(pidfile: &Path, dir: &Path, child: &mut Child) -> std::io::Re
         if let Some(pid) = read_pid(pidfile) {
             if let Some(h) = ProcessHandle::open(pid)? {
                 if !h.kill_and_wait(KILL_WAIT).await? {
-                    return Err(std::io::Error::other(format!("process {pid} survived SIGKILL")));
+                    return Err(std::io::Error::other(format!(
+                        "process {pid} survived SIGKILL"
+                    )));
                 }
             }
             break;
@@ -384,6 +482,10 @@ pub struct ExecSession {
     pub stderr: Option<ChildStderr>,
     /// The pty master (tty): read output from it, write input to it.
     pub pty: Option<PtyMaster>,
+    /// A second handle on the pty master for resizing after `pty` was taken.
+    pty_ctl: Option<OwnedFd>,
+    /// Whether a resize must be relayed by SIGWINCH to the runtime (runc's copy mode).
+    winch_runtime: bool,
     child: Child,
     guard: ExecGuard,
     _tmp: tempfile::TempDir,
@@ -391,7 +493,9 @@ pub struct ExecSession {
 
 impl std::fmt::Debug for ExecGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExecGuard").field("pidfile", &self.pidfile).finish()
+        f.debug_struct("ExecGuard")
+            .field("pidfile", &self.pidfile)
+            .finish()
     }
 }
 
@@ -410,7 +514,7 @@ impl ExecSession {
     /// Sets the terminal size (tty sessions): resizes our pty and tells the runtime (SIGWINCH),
     /// which copies the size to the container's terminal.
     pub fn resize(&self, height: u16, width: u16) -> Result<()> {
-        let Some(pty) = &self.pty else {
+        let Some(pty) = &self.pty_ctl else {
             return Err(OciError::FailedPrecondition {
                 id: format!("exec {}", self.pid),
                 step: "resize",
@@ -423,9 +527,9 @@ impl ExecSession {
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        rustix::termios::tcsetwinsize(pty.fd.get_ref(), ws)
+        rustix::termios::tcsetwinsize(pty, ws)
             .map_err(|e| OciError::io(format!("exec session {}: resize", self.pid), e.into()))?;
-        if let Some(rt) = self.child.id() {
+        if let Some(rt) = self.child.id().filter(|_| self.winch_runtime) {
             if let Ok(Some(h)) = ProcessHandle::open(rt as i32) {
                 let _ = h.signal(Signal::from_raw(libc::SIGWINCH)?);
             }
@@ -453,7 +557,10 @@ impl PtyMaster {
     fn new(fd: OwnedFd) -> std::io::Result<Self> {
         rustix::io::ioctl_fionbio(&fd, true)?;
         Ok(PtyMaster {
-            fd: crate::events::async_fd(fd, tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE)?,
+            fd: crate::events::async_fd(
+                fd,
+                tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE,
+            )?,
         })
     }
 }
@@ -470,7 +577,9 @@ impl AsyncRead for PtyMaster {
                 Poll::Pending => return Poll::Pending,
             };
             let unfilled = buf.initialize_unfilled();
-            match guard.try_io(|fd| rustix::io::read(fd.get_ref(), &mut *unfilled).map_err(Into::into)) {
+            match guard
+                .try_io(|fd| rustix::io::read(fd.get_ref(), &mut *unfilled).map_err(Into::into))
+            {
                 Ok(Ok(n)) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));

@@ -50,8 +50,20 @@ mod tests {
     fn refuses_bad_ids() {
         let long = "a".repeat(MAX_ID_LEN + 1);
         for id in [
-            "", ".", "..", "a/..", "../x", "a/b", "/abs", "-rf", ".hidden", "a..b", "a b", "a\0b",
-            "é", long.as_str(),
+            "",
+            ".",
+            "..",
+            "a/..",
+            "../x",
+            "a/b",
+            "/abs",
+            "-rf",
+            ".hidden",
+            "a..b",
+            "a b",
+            "a\0b",
+            "é",
+            long.as_str(),
         ] {
             let err = validate_id(id).expect_err(id);
             assert!(matches!(err, OciError::InvalidId { .. }));

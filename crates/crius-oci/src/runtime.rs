@@ -121,9 +121,11 @@ impl Runtime {
         resources: &oci_spec::runtime::LinuxResources,
     ) -> Result<()> {
         validate_id(id)?;
-        let json = serde_json::to_vec(resources).map_err(|e| OciError::InvalidArgument(format!(
-            "container {id}: update: resources do not serialize: {e}"
-        )))?;
+        let json = serde_json::to_vec(resources).map_err(|e| {
+            OciError::InvalidArgument(format!(
+                "container {id}: update: resources do not serialize: {e}"
+            ))
+        })?;
         self.run_checked(
             id,
             "update",
@@ -137,7 +139,9 @@ impl Runtime {
     /// `<runtime> state <id>`, parsed. [`OciError::NotFound`] when the runtime does not know it.
     pub async fn state(&self, id: &str) -> Result<RuntimeState> {
         validate_id(id)?;
-        let out = self.run_checked(id, "state", &["state".into(), id.into()], None).await?;
+        let out = self
+            .run_checked(id, "state", &["state".into(), id.into()], None)
+            .await?;
         serde_json::from_slice(&out.stdout).map_err(|e| OciError::Parse {
             context: format!("container {id}: {} state", self.handler.name),
             message: e.to_string(),
@@ -195,7 +199,12 @@ impl Runtime {
             Err(e) => return Err(e),
         }
         match self
-            .run_checked(id, "delete", &["delete".into(), "--force".into(), id.into()], None)
+            .run_checked(
+                id,
+                "delete",
+                &["delete".into(), "--force".into(), id.into()],
+                None,
+            )
             .await
         {
             Ok(_) | Err(OciError::NotFound { .. }) => {}
@@ -207,7 +216,10 @@ impl Runtime {
 
     /// Removes the exit file and attach symlink of `id` (both named by the validated ID).
     pub(crate) fn remove_leftovers(&self, id: &str) {
-        for p in [self.monitor.exit_dir.join(id), self.monitor.socket_dir.join(id)] {
+        for p in [
+            self.monitor.exit_dir.join(id),
+            self.monitor.socket_dir.join(id),
+        ] {
             if let Err(e) = std::fs::remove_file(&p) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(path = %p.display(), error = %e, "cannot remove leftover");
@@ -263,14 +275,25 @@ impl Runtime {
             Command::new(&self.handler.runtime_path)
         };
         cmd.args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let ctx = || format!("container {id}: {step}: run {}", self.handler.runtime_path.display());
+        let ctx = || {
+            format!(
+                "container {id}: {step}: run {}",
+                self.handler.runtime_path.display()
+            )
+        };
         let mut child = cmd.spawn().map_err(|e| OciError::io(ctx(), e))?;
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(data).await.map_err(|e| OciError::io(ctx(), e))?;
+            pipe.write_all(data)
+                .await
+                .map_err(|e| OciError::io(ctx(), e))?;
             drop(pipe);
         }
         match tokio::time::timeout(self.handler.command_timeout, child.wait_with_output()).await {
@@ -352,9 +375,17 @@ mod tests {
         assert!(err.to_string().contains("/nonexistent/runc"), "{err}");
         assert_eq!(err.code(), crate::ErrorCode::FailedPrecondition);
         let h = RuntimeHandler::new("runc", "/usr/bin/true", dir.path().join("root"));
-        let m = MonitorConfig::new("/nonexistent/conmon", dir.path().join("e"), dir.path().join("s"));
+        let m = MonitorConfig::new(
+            "/nonexistent/conmon",
+            dir.path().join("e"),
+            dir.path().join("s"),
+        );
         let err = Runtime::new(h, m).unwrap_err();
-        assert!(err.to_string().contains("monitor binary /nonexistent/conmon"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("monitor binary /nonexistent/conmon"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -57,7 +57,9 @@ impl Signal {
         if (1..=64).contains(&sig) {
             Ok(Signal(sig))
         } else {
-            Err(OciError::InvalidArgument(format!("signal {sig} out of range 1..=64")))
+            Err(OciError::InvalidArgument(format!(
+                "signal {sig} out of range 1..=64"
+            )))
         }
     }
 

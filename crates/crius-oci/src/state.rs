@@ -101,11 +101,19 @@ pub fn read_exit_record(
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(OciError::io(format!("read exit file {}", path.display()), e)),
+            Err(e) => {
+                return Err(OciError::io(
+                    format!("read exit file {}", path.display()),
+                    e,
+                ))
+            }
         };
         let exit_code = parse_exit_code(&text).ok_or_else(|| OciError::Parse {
             context: format!("exit file {}", path.display()),
-            message: format!("not a decimal exit code: {:?}", text.chars().take(40).collect::<String>()),
+            message: format!(
+                "not a decimal exit code: {:?}",
+                text.chars().take(40).collect::<String>()
+            ),
         })?;
         let finished_at = std::fs::metadata(&path)
             .and_then(|m| m.modified())
@@ -134,10 +142,22 @@ mod tests {
         let json = r#"{"ociVersion":"1.0.2-dev","id":"c1","pid":4242,"status":"running","bundle":"/b","rootfs":"/b/rootfs","created":"2024-01-01T00:00:00.0Z","owner":""}"#;
         let s: RuntimeState = serde_json::from_str(json).unwrap();
         assert_eq!(s.pid, 4242);
-        assert_eq!(ContainerState::from_runtime_status(&s.status), ContainerState::Running);
-        assert_eq!(ContainerState::from_runtime_status("created"), ContainerState::Created);
-        assert_eq!(ContainerState::from_runtime_status("paused"), ContainerState::Paused);
-        assert_eq!(ContainerState::from_runtime_status("stopped"), ContainerState::Stopped);
+        assert_eq!(
+            ContainerState::from_runtime_status(&s.status),
+            ContainerState::Running
+        );
+        assert_eq!(
+            ContainerState::from_runtime_status("created"),
+            ContainerState::Created
+        );
+        assert_eq!(
+            ContainerState::from_runtime_status("paused"),
+            ContainerState::Paused
+        );
+        assert_eq!(
+            ContainerState::from_runtime_status("stopped"),
+            ContainerState::Stopped
+        );
     }
 
     #[test]
@@ -145,18 +165,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let persist = dir.path().join("persist");
         std::fs::create_dir(&persist).unwrap();
-        assert_eq!(read_exit_record(dir.path(), "c1", Some(&persist)).unwrap(), None);
+        assert_eq!(
+            read_exit_record(dir.path(), "c1", Some(&persist)).unwrap(),
+            None
+        );
         std::fs::write(dir.path().join("c1"), "42").unwrap();
-        let r = read_exit_record(dir.path(), "c1", Some(&persist)).unwrap().unwrap();
+        let r = read_exit_record(dir.path(), "c1", Some(&persist))
+            .unwrap()
+            .unwrap();
         assert_eq!(r.exit_code, 42);
         assert!(!r.oom_killed);
         std::fs::write(persist.join("oom"), "").unwrap();
-        assert!(read_exit_record(dir.path(), "c1", Some(&persist)).unwrap().unwrap().oom_killed);
+        assert!(
+            read_exit_record(dir.path(), "c1", Some(&persist))
+                .unwrap()
+                .unwrap()
+                .oom_killed
+        );
         std::fs::write(dir.path().join("c2"), "garbage").unwrap();
         assert!(read_exit_record(dir.path(), "c2", None).is_err());
         std::fs::write(persist.join("exit"), "137\n").unwrap();
         assert_eq!(
-            read_exit_record(dir.path(), "c3", Some(&persist)).unwrap().unwrap().exit_code,
+            read_exit_record(dir.path(), "c3", Some(&persist))
+                .unwrap()
+                .unwrap()
+                .exit_code,
             137
         );
         assert!(read_exit_record(dir.path(), "../c1", None).is_err());

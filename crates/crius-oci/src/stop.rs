@@ -17,7 +17,12 @@ impl Runtime {
     /// gone, and finally waits (bounded) for the monitor's exit record to appear.
     /// Stopping a stopped or unknown container succeeds. A paused container is resumed first
     /// so that it can handle the signal; a created (never started) one is killed outright.
-    pub async fn stop(&self, id: &str, timeout: Duration, stop_signal: Option<Signal>) -> Result<()> {
+    pub async fn stop(
+        &self,
+        id: &str,
+        timeout: Duration,
+        stop_signal: Option<Signal>,
+    ) -> Result<()> {
         crate::id::validate_id(id)?;
         let st = match self.state(id).await {
             Ok(s) => s,
@@ -29,7 +34,9 @@ impl Runtime {
             self.wait_exit_record(id).await;
             return Ok(());
         }
-        let io = |what: &str, e: std::io::Error| OciError::io(format!("container {id}: stop: {what}"), e);
+        let io = |what: &str, e: std::io::Error| {
+            OciError::io(format!("container {id}: stop: {what}"), e)
+        };
         let Some(proc_) = ProcessHandle::open(st.pid).map_err(|e| io("pidfd_open", e))? else {
             self.wait_exit_record(id).await;
             return Ok(());
@@ -44,12 +51,21 @@ impl Runtime {
             }
             _ => {}
         }
-        tracing::debug!(id, pid = proc_.pid(), signal = signal.as_raw(), ?timeout, "stopping");
+        tracing::debug!(
+            id,
+            pid = proc_.pid(),
+            signal = signal.as_raw(),
+            ?timeout,
+            "stopping"
+        );
         proc_.signal(signal).map_err(|e| io("signal", e))?;
         let exited = if signal == Signal::KILL {
             false
         } else {
-            proc_.exited_within(timeout).await.map_err(|e| io("wait", e))?
+            proc_
+                .exited_within(timeout)
+                .await
+                .map_err(|e| io("wait", e))?
         };
         if !exited {
             proc_.signal(Signal::KILL).map_err(|e| io("SIGKILL", e))?;
@@ -77,5 +93,30 @@ impl Runtime {
             Ok(false) => tracing::warn!(id, "no exit record from the monitor after the exit"),
             Err(e) => tracing::warn!(id, error = %e, "cannot watch the exit dir"),
         }
+    }
+}
+
+impl Runtime {
+    /// Waits (inotify on the exit dir, no polling) until the monitor recorded `id`'s exit, for
+    /// at most `timeout`, and returns the record; [`OciError::TimedOut`] when it did not come.
+    pub async fn wait_exit(
+        &self,
+        id: &str,
+        persist_dir: Option<&std::path::Path>,
+        timeout: Duration,
+    ) -> Result<crate::state::ExitRecord> {
+        crate::id::validate_id(id)?;
+        let appeared = wait_for_file(&self.monitor.exit_dir, id, timeout)
+            .await
+            .map_err(|e| OciError::io(format!("container {id}: wait for exit"), e))?;
+        if !appeared {
+            return Err(OciError::TimedOut {
+                id: id.to_string(),
+                step: "wait for exit",
+                timeout,
+            });
+        }
+        self.exit_record(id, persist_dir)?
+            .ok_or_else(|| OciError::NotFound { id: id.to_string() })
     }
 }
