@@ -1,0 +1,170 @@
+//! Pinned pod namespaces, against the real kernel (needs root).
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crius_network::namespace::{self, NamespaceDirs, NamespaceSet};
+use crius_network::Error;
+use crius_testutil::unique_id;
+use nix::mount::{umount2, MntFlags};
+use nix::sched::{setns, CloneFlags};
+
+/// Temp pin directories; unmounts the self-bind mounts `create` puts on them.
+struct Dirs {
+    dirs: NamespaceDirs,
+    _tmp: tempfile::TempDir,
+}
+
+impl Dirs {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        Self {
+            dirs: NamespaceDirs::under(tmp.path()),
+            _tmp: tmp,
+        }
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        for dir in [&self.dirs.net, &self.dirs.ipc, &self.dirs.uts] {
+            if let Ok(entries) = fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    let _ = umount2(&e.path(), MntFlags::MNT_DETACH);
+                }
+            }
+            let _ = umount2(dir, MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+fn ino(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().ino()
+}
+
+fn mounted(path: &Path) -> bool {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let p = path.to_str().unwrap();
+    mountinfo.lines().any(|l| l.split(' ').nth(4) == Some(p))
+}
+
+/// Inodes of the net namespaces of every thread of this process.
+fn thread_netns_inodes() -> Vec<u64> {
+    fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|t| fs::metadata(t.path().join("ns/net")).ok())
+        .map(|m| m.ino())
+        .collect()
+}
+
+#[tokio::test]
+async fn create_pins_sets_hostname_brings_lo_up_and_remove_is_idempotent() {
+    let d = Dirs::new();
+    let id = unique_id("ns");
+    let host_net = ino(Path::new("/proc/thread-self/ns/net"));
+    let pins = namespace::create(&d.dirs, &id, NamespaceSet::ALL, Some("pod-host"))
+        .await
+        .unwrap();
+    let (net, ipc, uts) = (
+        pins.net.clone().unwrap(),
+        pins.ipc.clone().unwrap(),
+        pins.uts.clone().unwrap(),
+    );
+    assert_eq!(pins, d.dirs.paths(&id).unwrap());
+    for (pin, own) in [
+        (&net, "/proc/self/ns/net"),
+        (&ipc, "/proc/self/ns/ipc"),
+        (&uts, "/proc/self/ns/uts"),
+    ] {
+        assert!(namespace::is_pinned(pin), "{} not pinned", pin.display());
+        assert_ne!(
+            ino(pin),
+            ino(Path::new(own)),
+            "{} is the host's",
+            pin.display()
+        );
+    }
+    // No thread of this process was left in the pod's netns.
+    assert_eq!(ino(Path::new("/proc/thread-self/ns/net")), host_net);
+    assert!(!thread_netns_inodes().contains(&ino(&net)));
+
+    // Hostname is set inside the UTS namespace only.
+    let uts_file = fs::File::open(&uts).unwrap();
+    let pod_hostname = std::thread::spawn(move || {
+        setns(&uts_file, CloneFlags::CLONE_NEWUTS).unwrap();
+        nix::unistd::gethostname().unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(pod_hostname, "pod-host");
+    assert_ne!(nix::unistd::gethostname().unwrap(), "pod-host");
+
+    // lo is up in the pod's netns: a loopback connection works there.
+    let (inode, echoed) = namespace::run_in_netns(&net, || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        (
+            ino(Path::new("/proc/thread-self/ns/net")),
+            s.peer_addr().unwrap() == c.local_addr().unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(inode, ino(&net));
+    assert!(echoed);
+    let inode =
+        namespace::run_in_netns_blocking(&net, || ino(Path::new("/proc/thread-self/ns/net")))
+            .unwrap();
+    assert_eq!(inode, ino(&net));
+    assert_eq!(ino(Path::new("/proc/thread-self/ns/net")), host_net);
+
+    // Creating the same pod again fails and leaves the first pins intact.
+    let again = namespace::create(&d.dirs, &id, NamespaceSet::ALL, None).await;
+    assert!(matches!(again, Err(Error::Namespace { .. })), "{again:?}");
+    assert!(namespace::is_pinned(&net));
+
+    namespace::remove(&d.dirs, &id).await.unwrap();
+    for pin in [&net, &ipc, &uts] {
+        assert!(!pin.exists(), "{} left", pin.display());
+        assert!(!mounted(pin), "{} still mounted", pin.display());
+    }
+    namespace::remove(&d.dirs, &id).await.unwrap();
+    namespace::remove_blocking(&d.dirs, &unique_id("never")).unwrap();
+    assert!(namespace::run_in_netns(&net, || ()).await.is_err());
+}
+
+#[tokio::test]
+async fn only_requested_namespaces_are_created() {
+    let d = Dirs::new();
+    let id = unique_id("ns-net");
+    let which = NamespaceSet {
+        net: true,
+        ipc: false,
+        uts: false,
+    };
+    let pins = namespace::create(&d.dirs, &id, which, Some("ignored"))
+        .await
+        .unwrap();
+    assert!(pins.ipc.is_none() && pins.uts.is_none());
+    let net = pins.net.unwrap();
+    assert!(namespace::is_pinned(&net));
+    assert!(!d.dirs.uts.join(&id).exists());
+    namespace::remove(&d.dirs, &id).await.unwrap();
+    assert!(!net.exists());
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_without_side_effects() {
+    let d = Dirs::new();
+    let err = namespace::create(&d.dirs, "../x", NamespaceSet::ALL, None).await;
+    assert!(matches!(err, Err(Error::InvalidPodId(_))), "{err:?}");
+    let id = unique_id("ns-bad");
+    let long = "h".repeat(65);
+    let err = namespace::create(&d.dirs, &id, NamespaceSet::ALL, Some(&long)).await;
+    assert!(matches!(err, Err(Error::InvalidHostname(_))), "{err:?}");
+    assert!(!d.dirs.net.join(&id).exists());
+}
