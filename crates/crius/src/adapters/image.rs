@@ -1,0 +1,138 @@
+//! `ImageStore` over crius-image.
+
+use std::path::PathBuf;
+
+use crius_image::{ImageError, ImageService, ImageServiceConfig, RegistryAuth};
+
+use crate::backend::{Auth, FsUsage, ImageInfo, ImageStore};
+use crate::error::{Error, Result};
+
+/// The image store of the daemon.
+pub struct Images {
+    svc: ImageService,
+}
+
+/// Maps crius-image errors to daemon error kinds.
+pub fn map_err(e: ImageError) -> Error {
+    let m = e.to_string();
+    match e {
+        ImageError::NotFound { .. } => Error::NotFound(m),
+        ImageError::InvalidReference { .. } | ImageError::InvalidArgument(_) => Error::InvalidArgument(m),
+        ImageError::Unavailable { .. } => Error::Unavailable(m),
+        ImageError::InUse { .. } => Error::FailedPrecondition(m),
+        _ => Error::Internal(m),
+    }
+}
+
+fn info(i: crius_image::ImageInfo) -> ImageInfo {
+    ImageInfo {
+        id: i.id,
+        repo_tags: i.repo_tags,
+        repo_digests: i.repo_digests,
+        size: i.size,
+        uid: i.uid,
+        username: i.username,
+        pinned: false,
+    }
+}
+
+impl Images {
+    /// Opens the store under `root` with the registries file (a missing file = no mirrors).
+    pub async fn open(root: PathBuf, registries_conf: PathBuf) -> Result<Images> {
+        let mut cfg = ImageServiceConfig::new(root);
+        cfg.registries_conf = Some(registries_conf);
+        let svc = ImageService::open(cfg).await.map_err(map_err)?;
+        Ok(Images { svc })
+    }
+}
+
+/// Bytes and inodes under `dir` (not following symlinks, hard links counted once).
+fn du(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let (mut bytes, mut inodes) = (0u64, 0u64);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for ent in std::fs::read_dir(&d)? {
+            let ent = ent?;
+            let md = ent.metadata()?;
+            if seen.insert((md.dev(), md.ino())) {
+                bytes += md.blocks() * 512;
+                inodes += 1;
+            }
+            if md.is_dir() {
+                stack.push(ent.path());
+            }
+        }
+    }
+    Ok((bytes, inodes))
+}
+
+#[tonic::async_trait]
+impl ImageStore for Images {
+    async fn pull(&self, reference: &str, auth: Option<Auth>) -> Result<String> {
+        let auth = auth.map(|a| RegistryAuth {
+            username: a.username,
+            password: a.password,
+            auth: a.auth,
+            identity_token: a.identity_token,
+            registry_token: a.registry_token,
+            ..Default::default()
+        });
+        // The pull future of crius-image is not provably `Send` (higher-ranked closure
+        // lifetimes), so it runs to completion on a blocking thread of the same runtime.
+        let svc = self.svc.clone();
+        let reference = reference.to_string();
+        let handle = tokio::runtime::Handle::current();
+        let i = tokio::task::spawn_blocking(move || handle.block_on(async move { svc.pull(&reference, auth.as_ref()).await }))
+            .await
+            .map_err(|e| Error::internal("pull task", e))?
+            .map_err(map_err)?;
+        Ok(i.id)
+    }
+
+    async fn list(&self) -> Result<Vec<ImageInfo>> {
+        Ok(self.svc.list(None).await.map_err(map_err)?.into_iter().map(info).collect())
+    }
+
+    async fn status(&self, reference: &str) -> Result<Option<ImageInfo>> {
+        match self.svc.status(reference).await {
+            Ok(i) => Ok(i.map(info)),
+            Err(ImageError::InvalidReference { .. }) => Ok(None),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn remove(&self, reference: &str) -> Result<()> {
+        match self.svc.remove(reference).await.map_err(map_err)? {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound(format!("image {reference:?} not found"))),
+        }
+    }
+
+    async fn fs_info(&self) -> Result<FsUsage> {
+        let u = self.svc.fs_info().await.map_err(map_err)?;
+        Ok(FsUsage { mountpoint: u.mountpoint.to_string_lossy().into_owned(), used_bytes: u.used_bytes, inodes_used: u.inodes_used })
+    }
+
+    async fn config(&self, image_id: &str) -> Result<oci_spec::image::ImageConfiguration> {
+        self.svc.image_config(image_id).await.map_err(map_err)
+    }
+
+    async fn mount_rootfs(&self, image_id: &str, container_id: &str) -> Result<PathBuf> {
+        self.svc.mount_rootfs(image_id, container_id).await.map_err(map_err)
+    }
+
+    async fn unmount_rootfs(&self, container_id: &str) -> Result<()> {
+        self.svc.unmount_rootfs(container_id).await.map_err(map_err)
+    }
+
+    async fn writable_layer_usage(&self, container_id: &str) -> Result<Option<(u64, u64)>> {
+        let upper = self.svc.root().join("containers").join(container_id).join("upper");
+        if !upper.is_dir() {
+            return Ok(None);
+        }
+        let r = tokio::task::spawn_blocking(move || du(&upper)).await;
+        Ok(r.ok().and_then(|r| r.ok()))
+    }
+}

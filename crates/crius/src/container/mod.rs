@@ -1,0 +1,441 @@
+//! Containers: create (spec, bundle, rootfs, runtime under the monitor), start, stop, remove,
+//! exec, status, and exit tracking.
+
+pub mod exit;
+pub mod spec;
+pub mod status;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_cri::v1 as cri;
+
+use crate::backend::{CreateOpts, ExitInfo, SpecInput};
+use crate::error::{Context, Error, Result};
+use crate::service::Crius;
+use crate::state::{new_id, now_ns, ContainerRecord, ContainerState, Entry, Kind, PodState, Stage};
+use crate::undo::Undo;
+
+/// Checks a container config; the error names the missing field.
+pub fn validate_container_config(config: Option<&cri::ContainerConfig>) -> Result<(&cri::ContainerMetadata, &str)> {
+    let config = config.ok_or_else(|| Error::InvalidArgument("config is required".into()))?;
+    let md = config
+        .metadata
+        .as_ref()
+        .ok_or_else(|| Error::InvalidArgument("config.metadata is required".into()))?;
+    if md.name.is_empty() {
+        return Err(Error::InvalidArgument("config.metadata.name is required".into()));
+    }
+    let image = config.image.as_ref().map(|i| i.image.as_str()).unwrap_or("");
+    if image.is_empty() {
+        return Err(Error::InvalidArgument("config.image.image is required".into()));
+    }
+    Ok((md, image))
+}
+
+fn remove_dir(p: &std::path::Path) -> Result<()> {
+    match std::fs::remove_dir_all(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::internal(format!("remove {}", p.display()), e)),
+    }
+}
+
+impl Crius {
+    /// CreateContainer.
+    pub async fn create_container(self: &Arc<Self>, pod_id: &str, config: Option<cri::ContainerConfig>) -> Result<String> {
+        let (md, image_name) = validate_container_config(config.as_ref())?;
+        let (md, image_name) = (md.clone(), image_name.to_string());
+        let config = config.unwrap_or_default();
+        let pod_entry = self.state.pod(pod_id)?;
+        let pod = pod_entry.get();
+        if pod.state != PodState::Ready {
+            return Err(Error::FailedPrecondition(format!("pod sandbox {} is not ready", pod.id)));
+        }
+        let pmd = pod.metadata();
+        let id = new_id();
+        let name = format!("k8s_{}_{}_{}_{}_{}", md.name, pmd.name, pmd.namespace, pmd.uid, md.attempt);
+        self.state.reserve_name(&name, &id)?.commit();
+        let mut undo = Undo::new();
+        {
+            let c = self.clone();
+            let name = name.clone();
+            undo.push("release container name", async move {
+                c.state.release_name(&name);
+                Ok(())
+            });
+        }
+        // The pod lock keeps the pod ready (no concurrent stop) while the container is made.
+        let _pod_op = pod_entry.op.lock().await;
+        let res = async {
+            if pod_entry.get().state != PodState::Ready || self.state.pod(&pod.id).is_err() {
+                return Err(Error::FailedPrecondition(format!("pod sandbox {} is not ready", pod.id)));
+            }
+            self.make_container(&mut undo, &pod_entry.get(), id.clone(), name, config, &image_name).await
+        }
+        .await;
+        match res {
+            Ok(rec) => {
+                undo.commit();
+                self.state.insert_container(rec);
+                self.emit(&id, &pod.id, cri::ContainerEventType::ContainerCreatedEvent);
+                tracing::info!(container = %id, pod = %pod.id, "container created");
+                Ok(id)
+            }
+            Err(e) => {
+                undo.rollback().await;
+                Err(e.context(format!("create container {:?}", md.name)))
+            }
+        }
+    }
+
+    async fn make_container(
+        self: &Arc<Self>,
+        undo: &mut Undo,
+        pod: &crate::state::PodRecord,
+        id: String,
+        name: String,
+        config: cri::ContainerConfig,
+        image_name: &str,
+    ) -> Result<ContainerRecord> {
+        let image = self
+            .be
+            .images
+            .status(image_name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("image {image_name:?} not found")))?;
+        let image_cfg = self.be.images.config(&image.id).await?;
+        let stop_signal = image_cfg
+            .config()
+            .as_ref()
+            .and_then(|c| c.stop_signal().as_deref().and_then(spec::parse_signal))
+            .unwrap_or(libc::SIGTERM);
+        let log_path = if pod.config.log_directory.is_empty() || config.log_path.is_empty() {
+            String::new()
+        } else {
+            PathBuf::from(&pod.config.log_directory).join(&config.log_path).to_string_lossy().into_owned()
+        };
+        let bundle = self.cfg.bundles_dir().join(&id);
+        let mut rec = ContainerRecord {
+            id: id.clone(),
+            pod_id: pod.id.clone(),
+            name,
+            stage: Stage::Creating,
+            state: ContainerState::Created,
+            config,
+            image_id: image.id.clone(),
+            image_ref: image.image_ref(),
+            runtime_handler: pod.runtime_handler.clone(),
+            bundle: bundle.clone(),
+            log_path: log_path.clone(),
+            created_at: now_ns(),
+            started_at: 0,
+            finished_at: 0,
+            exit_code: 0,
+            oom_killed: false,
+            message: String::new(),
+            stop_signal,
+            pid: 0,
+            rootfs_mounted: false,
+            resources: None,
+        };
+        // 1. Record first.
+        self.save_container(&rec)?;
+        {
+            let c = self.clone();
+            let id = id.clone();
+            undo.push("delete container record", async move { c.state.store.delete(Kind::Container, &id) });
+        }
+        // 2. Rootfs.
+        {
+            let c = self.clone();
+            let id = id.clone();
+            undo.push("unmount rootfs", async move { c.be.images.unmount_rootfs(&id).await });
+        }
+        rec.rootfs_mounted = true;
+        self.save_container(&rec)?;
+        let rootfs = self.be.images.mount_rootfs(&image.id, &id).await?;
+        // 3. Spec and bundle.
+        let gen = self.be.spec.container_spec(&SpecInput {
+            id: &id,
+            config: &rec.config,
+            sandbox: &pod.config,
+            image: &image_cfg,
+            rootfs: &rootfs,
+        })?;
+        let mut json = serde_json::to_value(&gen).ctx("encode spec")?;
+        let pid_ns = self.pid_ns(&rec.config, pod)?;
+        spec::apply_pod(&mut json, pod, &rec.config, &id, pid_ns)?;
+        {
+            let bundle = bundle.clone();
+            undo.push("remove bundle", async move { remove_dir(&bundle) });
+        }
+        std::fs::create_dir_all(&bundle).ctx(format!("create bundle {}", bundle.display()))?;
+        let data = serde_json::to_vec_pretty(&json).ctx("encode spec")?;
+        crate::state::store::write_atomic(&bundle.join("config.json"), &data)?;
+        if !log_path.is_empty() {
+            if let Some(dir) = std::path::Path::new(&log_path).parent() {
+                std::fs::create_dir_all(dir).ctx(format!("create log dir {}", dir.display()))?;
+            }
+        }
+        // 4. Runtime create under the monitor.
+        let rt = self.runtime(&rec.runtime_handler)?;
+        {
+            let rt = rt.clone();
+            let id = id.clone();
+            undo.push("runtime delete", async move {
+                rt.stop(&id, Duration::ZERO, libc::SIGKILL).await.ok();
+                rt.delete(&id).await
+            });
+        }
+        let opts = CreateOpts {
+            id: id.clone(),
+            bundle: bundle.clone(),
+            log_path: (!log_path.is_empty()).then(|| PathBuf::from(&log_path)),
+            stdin: rec.config.stdin,
+            stdin_once: rec.config.stdin_once,
+            tty: rec.config.tty,
+        };
+        rec.pid = rt.create(&opts).await?;
+        rec.stage = Stage::Created;
+        self.save_container(&rec)?;
+        Ok(rec)
+    }
+
+    fn pid_ns(&self, config: &cri::ContainerConfig, pod: &crate::state::PodRecord) -> Result<spec::PidNs> {
+        let mode = spec::pid_mode(config, pod);
+        Ok(if mode == cri::NamespaceMode::Node as i32 {
+            spec::PidNs::Host
+        } else if mode == cri::NamespaceMode::Pod as i32 {
+            match pod.infra_pid {
+                Some(pid) => spec::PidNs::Join(format!("/proc/{pid}/ns/pid")),
+                None => spec::PidNs::Private,
+            }
+        } else if mode == cri::NamespaceMode::Target as i32 {
+            let target = spec::pid_target(config)
+                .ok_or_else(|| Error::InvalidArgument("namespace_options.target_id is required for TARGET".into()))?;
+            let t = self.state.container(&target)?.get();
+            if t.state != ContainerState::Running || t.pid == 0 {
+                return Err(Error::FailedPrecondition(format!("target container {target} is not running")));
+            }
+            spec::PidNs::Join(format!("/proc/{}/ns/pid", t.pid))
+        } else {
+            spec::PidNs::Private
+        })
+    }
+
+    /// StartContainer.
+    pub async fn start_container(self: &Arc<Self>, id: &str) -> Result<()> {
+        let entry = self.state.container(id)?;
+        let _op = entry.op.lock().await;
+        let mut rec = entry.get();
+        if rec.state != ContainerState::Created {
+            return Err(Error::FailedPrecondition(format!("container {} is not in created state", rec.id)));
+        }
+        let rt = self.runtime(&rec.runtime_handler)?;
+        if let Err(e) = rt.start(&rec.id).await {
+            rec.state = ContainerState::Exited;
+            rec.finished_at = now_ns();
+            rec.exit_code = 128;
+            rec.message = e.to_string();
+            self.save_container(&rec)?;
+            entry.set(rec);
+            return Err(e.context("start container"));
+        }
+        rec.state = ContainerState::Running;
+        rec.started_at = now_ns();
+        if let Ok(Some(st)) = rt.state(&rec.id).await {
+            if st.pid != 0 {
+                rec.pid = st.pid;
+            }
+        }
+        self.save_container(&rec)?;
+        entry.set(rec.clone());
+        self.emit(&rec.id, &rec.pod_id, cri::ContainerEventType::ContainerStartedEvent);
+        self.watch_exit(rec.id.clone(), rec.pid);
+        Ok(())
+    }
+
+    /// StopContainer (timeout in seconds). Stopping a stopped container succeeds.
+    pub async fn stop_container(self: &Arc<Self>, id: &str, timeout: i64) -> Result<()> {
+        let entry = self.state.container(id)?;
+        self.stop_container_entry(&entry, timeout).await
+    }
+
+    /// Stops one container under its lock.
+    pub async fn stop_container_entry(self: &Arc<Self>, entry: &Arc<Entry<ContainerRecord>>, timeout: i64) -> Result<()> {
+        let _op = entry.op.lock().await;
+        let rec = entry.get();
+        if !matches!(rec.state, ContainerState::Running | ContainerState::Created) {
+            return Ok(());
+        }
+        let rt = self.runtime(&rec.runtime_handler)?;
+        let (timeout, signal) = match rec.state {
+            ContainerState::Created => (Duration::ZERO, libc::SIGKILL),
+            _ => (Duration::from_secs(timeout.max(0) as u64), rec.stop_signal),
+        };
+        rt.stop(&rec.id, timeout, signal).await.map_err(|e| e.context(format!("stop container {}", rec.id)))?;
+        let info = match rt.exit_info(&rec.id).await? {
+            Some(i) => i,
+            None => ExitInfo { code: 128 + libc::SIGKILL, finished_at: now_ns(), oom: false },
+        };
+        self.mark_exited(entry, info);
+        Ok(())
+    }
+
+    /// Records that a container ended (once: later calls are no-ops) and emits STOPPED.
+    pub fn mark_exited(&self, entry: &Arc<Entry<ContainerRecord>>, info: ExitInfo) {
+        let res = entry.update(
+            |r| {
+                if !matches!(r.state, ContainerState::Running | ContainerState::Created) {
+                    return false;
+                }
+                r.state = ContainerState::Exited;
+                r.exit_code = info.code;
+                r.finished_at = if info.finished_at > 0 { info.finished_at } else { now_ns() };
+                r.oom_killed = info.oom;
+                r.pid = 0;
+                true
+            },
+            |r| self.save_container(r),
+        );
+        match res {
+            Ok(Some(r)) => {
+                tracing::info!(container = %r.id, code = r.exit_code, "container exited");
+                self.emit(&r.id, &r.pod_id, cri::ContainerEventType::ContainerStoppedEvent);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "record container exit"),
+        }
+    }
+
+    /// RemoveContainer: stops it first if running. Removing an unknown container succeeds.
+    pub async fn remove_container(self: &Arc<Self>, id: &str) -> Result<()> {
+        let entry = match self.state.container(id) {
+            Ok(e) => e,
+            Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        self.remove_container_entry(&entry).await
+    }
+
+    /// Removes one container (stop, runtime delete, rootfs, bundle, record, name).
+    pub async fn remove_container_entry(self: &Arc<Self>, entry: &Arc<Entry<ContainerRecord>>) -> Result<()> {
+        self.stop_container_entry(entry, 0).await?;
+        let _op = entry.op.lock().await;
+        let mut rec = entry.get();
+        if self.state.container(&rec.id).is_err() {
+            return Ok(()); // removed while we waited
+        }
+        rec.stage = Stage::Removing;
+        self.save_container(&rec)?;
+        entry.set(rec.clone());
+        self.finish_container_removal(&rec).await?;
+        self.state.forget_container(&rec.id);
+        self.emit(&rec.id, &rec.pod_id, cri::ContainerEventType::ContainerDeletedEvent);
+        tracing::info!(container = %rec.id, "container removed");
+        Ok(())
+    }
+
+    /// The removal steps after the stop (also used at startup for interrupted work).
+    pub async fn finish_container_removal(&self, rec: &ContainerRecord) -> Result<()> {
+        let rt = self.runtime(&rec.runtime_handler)?;
+        rt.delete(&rec.id).await?;
+        self.be.images.unmount_rootfs(&rec.id).await?;
+        remove_dir(&rec.bundle)?;
+        self.state.store.delete(Kind::Container, &rec.id)?;
+        self.state.release_name(&rec.name);
+        Ok(())
+    }
+
+    /// ContainerStatus (refreshes a running container's exit first).
+    pub async fn container_status(self: &Arc<Self>, id: &str, verbose: bool) -> Result<cri::ContainerStatusResponse> {
+        let entry = self.state.container(id)?;
+        self.refresh(&entry).await;
+        let rec = entry.get();
+        let info = if verbose {
+            let spec = std::fs::read(rec.bundle.join("config.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            status::verbose_info(&rec, spec)
+        } else {
+            Default::default()
+        };
+        Ok(cri::ContainerStatusResponse { status: Some(status::container_status(&rec)), info })
+    }
+
+    /// Checks the exit record of a running container.
+    pub async fn refresh(&self, entry: &Arc<Entry<ContainerRecord>>) {
+        let rec = entry.get();
+        if rec.state != ContainerState::Running {
+            return;
+        }
+        if let Ok(rt) = self.runtime(&rec.runtime_handler) {
+            if let Ok(Some(info)) = rt.exit_info(&rec.id).await {
+                self.mark_exited(entry, info);
+            }
+        }
+    }
+
+    /// ListContainers.
+    pub fn list_containers(&self, filter: Option<cri::ContainerFilter>) -> Vec<cri::Container> {
+        let f = filter.unwrap_or_default();
+        let mut v: Vec<_> = self
+            .state
+            .containers()
+            .into_iter()
+            .map(|e| e.get())
+            .filter(|r| status::matches(r, &f))
+            .map(|r| status::container_item(&r))
+            .collect();
+        v.sort_by_key(|c| c.created_at);
+        v
+    }
+
+    /// A running container's record, else FailedPrecondition.
+    pub async fn running(&self, id: &str) -> Result<ContainerRecord> {
+        let entry = self.state.container(id)?;
+        self.refresh(&entry).await;
+        let rec = entry.get();
+        if rec.state != ContainerState::Running {
+            return Err(Error::FailedPrecondition(format!("container {} is not running", rec.id)));
+        }
+        Ok(rec)
+    }
+
+    /// ExecSync (timeout in seconds, 0 = none).
+    pub async fn exec_sync(self: &Arc<Self>, id: &str, cmd: Vec<String>, timeout: i64) -> Result<cri::ExecSyncResponse> {
+        if cmd.is_empty() {
+            return Err(Error::InvalidArgument("cmd is required".into()));
+        }
+        let rec = self.running(id).await?;
+        let rt = self.runtime(&rec.runtime_handler)?;
+        let t = (timeout > 0).then(|| Duration::from_secs(timeout as u64));
+        let out = rt.exec_sync(&rec.id, &cmd, t).await?;
+        Ok(cri::ExecSyncResponse { stdout: out.stdout, stderr: out.stderr, exit_code: out.exit_code })
+    }
+
+    /// UpdateContainerResources.
+    pub async fn update_container_resources(self: &Arc<Self>, id: &str, res: Option<cri::LinuxContainerResources>) -> Result<()> {
+        let entry = self.state.container(id)?;
+        let _op = entry.op.lock().await;
+        let mut rec = entry.get();
+        let Some(res) = res else { return Ok(()) };
+        if !matches!(rec.state, ContainerState::Created | ContainerState::Running) {
+            return Err(Error::FailedPrecondition(format!("container {} is not running", rec.id)));
+        }
+        let oci = self.be.spec.linux_resources(&res)?;
+        self.runtime(&rec.runtime_handler)?.update(&rec.id, &oci).await?;
+        rec.resources = Some(res);
+        self.save_container(&rec)?;
+        entry.set(rec);
+        Ok(())
+    }
+
+    /// ReopenContainerLog.
+    pub async fn reopen_container_log(self: &Arc<Self>, id: &str) -> Result<()> {
+        let rec = self.running(id).await?;
+        self.runtime(&rec.runtime_handler)?.reopen_log(&rec.id).await
+    }
+}

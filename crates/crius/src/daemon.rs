@@ -1,0 +1,87 @@
+//! Serving: checks, state recovery, the gRPC server on the unix socket, graceful shutdown.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use k8s_cri::v1::image_service_server::ImageServiceServer;
+use k8s_cri::v1::runtime_service_server::RuntimeServiceServer;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::config::Config;
+use crate::error::{Context, Error, Result};
+use crate::service::Crius;
+use crate::state::{State, Store};
+
+/// Largest gRPC message (ExecSync output can be 2 × 16 MiB).
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// Removes a stale socket; refuses when another daemon answers on it.
+async fn claim_socket(path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    if tokio::net::UnixStream::connect(path).await.is_ok() {
+        return Err(Error::FailedPrecondition(format!(
+            "another daemon is listening on {}; refusing to start",
+            path.display()
+        )));
+    }
+    std::fs::remove_file(path).ctx(format!("remove stale socket {}", path.display()))
+}
+
+/// Prepares everything and returns the shared context (used by `serve` and by tests).
+pub async fn prepare(cfg: Config) -> Result<Arc<Crius>> {
+    cfg.validate()?;
+    for d in [&cfg.root, &cfg.runroot, &cfg.bundles_dir(), &cfg.pods_run_dir()] {
+        std::fs::create_dir_all(d).ctx(format!("create {}", d.display()))?;
+    }
+    let backends = crate::adapters::build(&cfg).await?;
+    let store = Store::open(&cfg.state_dir())?;
+    let crius = Arc::new(Crius::new(cfg, State::new(store), backends));
+    crius.recover().await?;
+    crate::adapters::streaming::start(&crius).await;
+    Ok(crius)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Containers keep running after it returns.
+pub async fn serve(cfg: Config) -> Result<()> {
+    let listen = cfg.listen.clone();
+    if let Some(dir) = listen.parent() {
+        std::fs::create_dir_all(dir).ctx(format!("create {}", dir.display()))?;
+    }
+    claim_socket(&listen).await?;
+    let crius = prepare(cfg).await?;
+    let listener = UnixListener::bind(&listen).ctx(format!("listen on {}", listen.display()))?;
+    std::fs::set_permissions(&listen, std::fs::Permissions::from_mode(0o600))
+        .ctx(format!("chmod {}", listen.display()))?;
+    tracing::info!(socket = %listen.display(), "crius serving CRI v1");
+
+    let runtime = RuntimeServiceServer::new(crate::server::Runtime(crius.clone()))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let images = ImageServiceServer::new(crate::server::Images(crius.clone()))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let res = tonic::transport::Server::builder()
+        .add_service(runtime)
+        .add_service(images)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
+        .await;
+    let _ = std::fs::remove_file(&listen);
+    tracing::info!("crius stopped (containers keep running)");
+    res.map_err(|e| Error::internal("gRPC server", e))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}

@@ -1,0 +1,136 @@
+//! Startup: rebuild pods and containers from the durable records, finish or roll back work
+//! that a crash interrupted, and reconcile with the runtime and the monitors' exit records.
+
+use std::sync::Arc;
+
+use crate::backend::RtStatus;
+use crate::error::Result;
+use crate::service::Crius;
+use crate::state::{ContainerRecord, ContainerState, Kind, PodRecord, PodState, Stage};
+
+impl Crius {
+    /// Loads the records and reconciles them. Containers that kept running are watched again;
+    /// those that ended while crius was down get their exit code from the exit record.
+    pub async fn recover(self: &Arc<Self>) -> Result<()> {
+        let store = self.state.store.clone();
+        for (name, id) in store.all::<String>(Kind::Name)? {
+            self.state.restore_name(&name, &id);
+        }
+        let pods: Vec<(String, PodRecord)> = store.all(Kind::Pod)?;
+        let containers: Vec<(String, ContainerRecord)> = store.all(Kind::Container)?;
+
+        for (_, rec) in pods {
+            match rec.stage {
+                Stage::Creating | Stage::Removing => {
+                    tracing::info!(pod = %rec.id, stage = ?rec.stage, "cleaning up interrupted pod");
+                    for (_, c) in containers.iter().filter(|(_, c)| c.pod_id == rec.id) {
+                        self.cleanup_container(c).await;
+                    }
+                    if let Err(e) = self.finish_pod_removal(&rec).await {
+                        tracing::warn!(pod = %rec.id, error = %e, "cleanup of interrupted pod");
+                    }
+                }
+                Stage::Created => {
+                    let mut rec = rec;
+                    if rec.state == PodState::Ready && !self.pod_alive(&rec).await {
+                        tracing::warn!(pod = %rec.id, "pod namespaces are gone; marking not ready");
+                        rec.state = PodState::NotReady;
+                        let _ = self.save_pod(&rec);
+                    }
+                    self.state.insert_pod(rec);
+                }
+            }
+        }
+        for (_, rec) in containers {
+            if self.state.pod(&rec.pod_id).is_err() {
+                // Its pod was rolled back above, or the pod record is missing: clean up.
+                self.cleanup_container(&rec).await;
+                continue;
+            }
+            match rec.stage {
+                Stage::Creating | Stage::Removing => self.cleanup_container(&rec).await,
+                Stage::Created => self.reconcile_container(rec).await,
+            }
+        }
+        self.state.store.all::<String>(Kind::Name).map(|names| {
+            for (name, id) in names {
+                if self.state.pod(&id).is_err() && self.state.container(&id).is_err() {
+                    self.state.release_name(&name);
+                }
+            }
+        })?;
+        tracing::info!(
+            pods = self.state.pods().len(),
+            containers = self.state.containers().len(),
+            "state recovered"
+        );
+        Ok(())
+    }
+
+    async fn pod_alive(&self, rec: &PodRecord) -> bool {
+        let ns_ok = [&rec.namespaces.net, &rec.namespaces.ipc, &rec.namespaces.uts]
+            .into_iter()
+            .flatten()
+            .all(|p| p.exists());
+        let infra_ok = match &rec.infra_id {
+            None => true,
+            Some(infra) => match self.runtime(&rec.runtime_handler) {
+                Ok(rt) => matches!(rt.state(infra).await, Ok(Some(st)) if st.status == RtStatus::Running),
+                Err(_) => false,
+            },
+        };
+        ns_ok && infra_ok
+    }
+
+    async fn cleanup_container(&self, rec: &ContainerRecord) {
+        tracing::info!(container = %rec.id, stage = ?rec.stage, "cleaning up interrupted container");
+        if let Ok(rt) = self.runtime(&rec.runtime_handler) {
+            let _ = rt.stop(&rec.id, std::time::Duration::ZERO, libc::SIGKILL).await;
+        }
+        if let Err(e) = self.finish_container_removal(rec).await {
+            tracing::warn!(container = %rec.id, error = %e, "cleanup of interrupted container");
+        }
+    }
+
+    async fn reconcile_container(self: &Arc<Self>, mut rec: ContainerRecord) {
+        let rt = match self.runtime(&rec.runtime_handler) {
+            Ok(rt) => rt,
+            Err(e) => {
+                rec.state = ContainerState::Unknown;
+                rec.message = e.to_string();
+                self.state.insert_container(rec);
+                return;
+            }
+        };
+        let mut watch = None;
+        if matches!(rec.state, ContainerState::Running | ContainerState::Created) {
+            let exit = rt.exit_info(&rec.id).await.ok().flatten();
+            let st = rt.state(&rec.id).await.ok().flatten();
+            match (exit, st) {
+                (Some(info), _) if rec.state == ContainerState::Running || info.code != 0 || rec.started_at != 0 => {
+                    rec.state = ContainerState::Exited;
+                    rec.exit_code = info.code;
+                    rec.finished_at = info.finished_at;
+                    rec.oom_killed = info.oom;
+                    rec.pid = 0;
+                }
+                (_, Some(st)) if matches!(st.status, RtStatus::Running | RtStatus::Paused) => {
+                    rec.state = ContainerState::Running;
+                    rec.pid = st.pid;
+                    watch = Some(st.pid);
+                }
+                (_, Some(st)) if st.status == RtStatus::Created => {}
+                _ => {
+                    rec.state = ContainerState::Unknown;
+                    rec.message = "the runtime lost the container while crius was down".into();
+                }
+            }
+            let _ = self.save_container(&rec);
+        }
+        let id = rec.id.clone();
+        self.state.insert_container(rec);
+        if let Some(pid) = watch {
+            self.watch_exit(id, pid);
+        }
+    }
+}

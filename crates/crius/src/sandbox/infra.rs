@@ -1,0 +1,103 @@
+//! The infra container, only for pods that share one PID namespace among their containers:
+//! `crius-pause` (bind-mounted from the host, no image) as PID 1 of the pod's PID namespace,
+//! joined to the pod's pinned network/IPC/UTS namespaces.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::backend::CreateOpts;
+use crate::error::{Context, Error, Result};
+use crate::service::Crius;
+use crate::state::PodRecord;
+
+/// Path of the pause program inside the infra container.
+const PAUSE_IN_CONTAINER: &str = "/pause";
+
+/// The OCI spec (as JSON) of a pod's infra container.
+pub fn infra_spec(pod: &PodRecord, infra_id: &str, pause_binary: &Path) -> serde_json::Value {
+    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "mount"})];
+    let ns = &pod.namespaces;
+    for (kind, path) in [("network", &ns.net), ("ipc", &ns.ipc), ("uts", &ns.uts)] {
+        if let Some(p) = path {
+            namespaces.push(json!({"type": kind, "path": p}));
+        }
+    }
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 65535, "gid": 65535},
+            "args": [PAUSE_IN_CONTAINER],
+            "env": ["PATH=/"],
+            "cwd": "/",
+            "noNewPrivileges": true,
+            "capabilities": {"bounding": [], "effective": [], "permitted": []}
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": PAUSE_IN_CONTAINER, "type": "bind", "source": pause_binary, "options": ["rbind", "ro"]}
+        ],
+        "linux": {
+            "namespaces": namespaces,
+            "cgroupsPath": format!("{}/crius-{}", pod.cgroup_parent.trim_end_matches('/'), infra_id),
+            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"]
+        }
+    })
+}
+
+impl Crius {
+    /// Creates and starts the infra container of `pod`; returns (ID, PID).
+    pub async fn start_infra(&self, pod: &PodRecord) -> Result<(String, u32)> {
+        let pause = self.pause_binary.clone().ok_or_else(|| {
+            Error::FailedPrecondition("pod shares its PID namespace but crius-pause was not found".into())
+        })?;
+        let id = crate::state::new_id();
+        let bundle = self.cfg.bundles_dir().join(&id);
+        let rootfs = bundle.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("proc")).ctx(format!("create {}", rootfs.display()))?;
+        std::fs::create_dir_all(rootfs.join("dev")).ctx("create infra /dev")?;
+        std::fs::write(rootfs.join("pause"), b"").ctx("create infra /pause")?;
+        let spec = infra_spec(pod, &id, &pause);
+        crate::state::store::write_atomic(&bundle.join("config.json"), spec.to_string().as_bytes())?;
+        let rt = self.runtime(&pod.runtime_handler)?;
+        let opts = CreateOpts {
+            id: id.clone(),
+            bundle: bundle.clone(),
+            log_path: Some(bundle.join("infra.log")),
+            stdin: false,
+            stdin_once: false,
+            tty: false,
+        };
+        let res = async {
+            let pid = rt.create(&opts).await?;
+            rt.start(&id).await?;
+            Ok::<u32, Error>(pid)
+        }
+        .await;
+        match res {
+            Ok(pid) => Ok((id, pid)),
+            Err(e) => {
+                let _ = rt.delete(&id).await;
+                let _ = std::fs::remove_dir_all(&bundle);
+                Err(e.context("start infra container"))
+            }
+        }
+    }
+
+    /// Kills and deletes a pod's infra container and its bundle; idempotent.
+    pub async fn remove_infra(&self, handler: &str, infra_id: &str) -> Result<()> {
+        let rt = self.runtime(handler)?;
+        rt.stop(infra_id, std::time::Duration::ZERO, libc::SIGKILL).await.ok();
+        rt.delete(infra_id).await?;
+        let bundle = self.cfg.bundles_dir().join(infra_id);
+        match std::fs::remove_dir_all(&bundle) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::internal(format!("remove {}", bundle.display()), e)),
+        }
+    }
+}

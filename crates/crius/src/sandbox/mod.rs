@@ -1,0 +1,325 @@
+//! Pod sandboxes: pinned namespaces (no infra process unless the pod shares a PID namespace),
+//! pod files, CNI, and their lifecycle.
+
+pub mod files;
+pub mod infra;
+pub mod status;
+
+use std::sync::Arc;
+
+use k8s_cri::v1 as cri;
+
+use crate::backend::{NsWanted, PodNetwork};
+use crate::error::{Error, Result};
+use crate::service::Crius;
+use crate::state::{new_id, now_ns, Entry, Kind, PodRecord, PodState, Stage};
+use crate::undo::Undo;
+use files::PodFiles;
+
+/// Checks a pod config's metadata; the error names the missing field.
+pub fn validate_pod_config(config: Option<&cri::PodSandboxConfig>) -> Result<&cri::PodSandboxMetadata> {
+    let config = config.ok_or_else(|| Error::InvalidArgument("config is required".into()))?;
+    let md = config
+        .metadata
+        .as_ref()
+        .ok_or_else(|| Error::InvalidArgument("config.metadata is required".into()))?;
+    for (field, v) in [("name", &md.name), ("namespace", &md.namespace), ("uid", &md.uid)] {
+        if v.is_empty() {
+            return Err(Error::InvalidArgument(format!("config.metadata.{field} is required")));
+        }
+    }
+    Ok(md)
+}
+
+fn host_hostname() -> String {
+    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+impl PodRecord {
+    /// The pod's files.
+    pub fn files(&self) -> PodFiles {
+        PodFiles::new(self.run_dir.clone())
+    }
+
+    /// The pod's hostname.
+    pub fn hostname(&self) -> String {
+        if self.host_network() || self.config.hostname.is_empty() {
+            host_hostname()
+        } else {
+            self.config.hostname.clone()
+        }
+    }
+
+    /// What CNI needs for this pod.
+    pub fn pod_network(&self) -> Option<PodNetwork> {
+        let md = self.metadata();
+        Some(PodNetwork {
+            id: self.id.clone(),
+            name: md.name,
+            namespace: md.namespace,
+            uid: md.uid,
+            netns: self.namespaces.net.clone()?,
+            port_mappings: self.config.port_mappings.clone(),
+            dns: self.config.dns_config.clone(),
+        })
+    }
+}
+
+impl Crius {
+    /// RunPodSandbox: everything is recorded before it is made and undone on failure.
+    pub async fn run_pod_sandbox(self: &Arc<Self>, config: Option<cri::PodSandboxConfig>, handler: String) -> Result<String> {
+        let md = validate_pod_config(config.as_ref())?.clone();
+        let config = config.unwrap_or_default();
+        self.runtime(&handler)?;
+        let handler = if handler.is_empty() { self.cfg.default_runtime.clone() } else { handler };
+        let id = new_id();
+        let name = format!("k8s_POD_{}_{}_{}_{}", md.name, md.namespace, md.uid, md.attempt);
+        self.state.reserve_name(&name, &id)?.commit();
+        let mut undo = Undo::new();
+        {
+            let c = self.clone();
+            let name = name.clone();
+            undo.push("release pod name", async move {
+                c.state.release_name(&name);
+                Ok(())
+            });
+        }
+        let res = self.make_pod(&mut undo, id.clone(), name, config, handler).await;
+        match res {
+            Ok(rec) => {
+                undo.commit();
+                self.state.insert_pod(rec);
+                self.emit(&id, &id, cri::ContainerEventType::ContainerCreatedEvent);
+                self.emit(&id, &id, cri::ContainerEventType::ContainerStartedEvent);
+                tracing::info!(pod = %id, "pod sandbox ready");
+                Ok(id)
+            }
+            Err(e) => {
+                undo.rollback().await;
+                Err(e.context("run pod sandbox"))
+            }
+        }
+    }
+
+    async fn make_pod(
+        self: &Arc<Self>,
+        undo: &mut Undo,
+        id: String,
+        name: String,
+        config: cri::PodSandboxConfig,
+        handler: String,
+    ) -> Result<PodRecord> {
+        let cgroup_parent = config
+            .linux
+            .as_ref()
+            .map(|l| l.cgroup_parent.clone())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| self.cfg.cgroup_parent.clone());
+        let mut rec = PodRecord {
+            id: id.clone(),
+            name,
+            stage: Stage::Creating,
+            state: PodState::NotReady,
+            created_at: now_ns(),
+            config,
+            runtime_handler: handler,
+            namespaces: Default::default(),
+            ips: Vec::new(),
+            network_attached: false,
+            run_dir: self.cfg.pods_run_dir().join(&id),
+            shm_mounted: false,
+            cgroup_parent,
+            infra_id: None,
+            infra_pid: None,
+        };
+        let ns = rec.ns_options();
+        let host_net = ns.network == cri::NamespaceMode::Node as i32;
+        let host_ipc = ns.ipc == cri::NamespaceMode::Node as i32;
+        let shared_pid = ns.pid == cri::NamespaceMode::Pod as i32;
+
+        // 1. The record, before anything is made.
+        self.save_pod(&rec)?;
+        {
+            let c = self.clone();
+            let id = id.clone();
+            undo.push("delete pod record", async move { c.state.store.delete(Kind::Pod, &id) });
+        }
+        // 2. Pod files and /dev/shm.
+        let files = rec.files();
+        {
+            let files = files.clone();
+            undo.push("remove pod run dir", async move { files::remove_dir(&files) });
+        }
+        let hostname = rec.hostname();
+        files::write_base(&files, &hostname, rec.config.dns_config.as_ref(), host_net)?;
+        if !host_ipc {
+            files::mount_shm(&files, self.cfg.shm_size)?;
+            rec.shm_mounted = true;
+        }
+        // 3. Pinned namespaces.
+        let want = NsWanted { net: !host_net, ipc: !host_ipc, uts: !host_net };
+        if want != NsWanted::default() {
+            {
+                let c = self.clone();
+                let id = id.clone();
+                undo.push("remove namespaces", async move { c.be.network.remove_namespaces(&id).await });
+            }
+            rec.namespaces = self.be.network.create_namespaces(&id, &hostname, want).await?;
+            self.save_pod(&rec)?;
+        }
+        // 4. CNI.
+        if let Some(net) = rec.pod_network().filter(|_| !host_net) {
+            {
+                let c = self.clone();
+                let net = net.clone();
+                undo.push("CNI DEL", async move { c.be.network.teardown(&net).await });
+            }
+            rec.network_attached = true;
+            self.save_pod(&rec)?;
+            rec.ips = self.be.network.setup(&net).await?;
+            files::write_hosts(&files, &hostname, rec.ips.first().map(String::as_str))?;
+            self.save_pod(&rec)?;
+        }
+        // 5. Infra container, only for a pod-shared PID namespace.
+        if shared_pid {
+            let (infra_id, pid) = self.start_infra(&rec).await?;
+            {
+                let c = self.clone();
+                let handler = rec.runtime_handler.clone();
+                let infra_id = infra_id.clone();
+                undo.push("remove infra", async move { c.remove_infra(&handler, &infra_id).await });
+            }
+            rec.infra_id = Some(infra_id);
+            rec.infra_pid = Some(pid);
+        }
+        rec.stage = Stage::Created;
+        rec.state = PodState::Ready;
+        self.save_pod(&rec)?;
+        Ok(rec)
+    }
+
+    /// StopPodSandbox: stops the containers, the infra, detaches CNI, unpins the namespaces.
+    /// Stopping an unknown or stopped pod succeeds.
+    pub async fn stop_pod_sandbox(self: &Arc<Self>, id: &str) -> Result<()> {
+        let entry = match self.state.pod(id) {
+            Ok(e) => e,
+            Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let _op = entry.op.lock().await;
+        self.stop_pod_locked(&entry).await
+    }
+
+    async fn stop_pod_locked(self: &Arc<Self>, entry: &Arc<Entry<PodRecord>>) -> Result<()> {
+        let mut rec = entry.get();
+        for c in self.state.pod_containers(&rec.id) {
+            self.stop_container_entry(&c, 0).await?;
+        }
+        let was_ready = rec.state == PodState::Ready;
+        if let Some(infra) = rec.infra_id.clone() {
+            let rt = self.runtime(&rec.runtime_handler)?;
+            rt.stop(&infra, std::time::Duration::ZERO, libc::SIGKILL).await?;
+        }
+        if rec.network_attached {
+            if let Some(net) = rec.pod_network() {
+                self.be.network.teardown(&net).await?;
+            }
+            rec.network_attached = false;
+            self.save_pod(&rec)?;
+            entry.set(rec.clone());
+        }
+        if rec.namespaces != Default::default() {
+            self.be.network.remove_namespaces(&rec.id).await?;
+            rec.namespaces = Default::default();
+        }
+        if rec.shm_mounted {
+            files::unmount_shm(&rec.files())?;
+            rec.shm_mounted = false;
+        }
+        rec.state = PodState::NotReady;
+        self.save_pod(&rec)?;
+        entry.set(rec.clone());
+        if was_ready {
+            self.emit(&rec.id, &rec.id, cri::ContainerEventType::ContainerStoppedEvent);
+            tracing::info!(pod = %rec.id, "pod sandbox stopped");
+        }
+        Ok(())
+    }
+
+    /// RemovePodSandbox: removes the containers, stops the pod if needed, removes everything.
+    /// Removing an unknown pod succeeds.
+    pub async fn remove_pod_sandbox(self: &Arc<Self>, id: &str) -> Result<()> {
+        let entry = match self.state.pod(id) {
+            Ok(e) => e,
+            Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let _op = entry.op.lock().await;
+        if self.state.pod(&entry.get().id).is_err() {
+            return Ok(()); // removed while we waited for the lock
+        }
+        for c in self.state.pod_containers(&entry.get().id) {
+            self.remove_container_entry(&c).await?;
+        }
+        self.stop_pod_locked(&entry).await?;
+        let mut rec = entry.get();
+        rec.stage = Stage::Removing;
+        self.save_pod(&rec)?;
+        entry.set(rec.clone());
+        self.finish_pod_removal(&rec).await?;
+        self.state.forget_pod(&rec.id);
+        self.emit(&rec.id, &rec.id, cri::ContainerEventType::ContainerDeletedEvent);
+        tracing::info!(pod = %rec.id, "pod sandbox removed");
+        Ok(())
+    }
+
+    /// The last steps of a removal (also used to clean up at startup): infra, namespaces,
+    /// files, record, name.
+    pub async fn finish_pod_removal(&self, rec: &PodRecord) -> Result<()> {
+        if let Some(infra) = &rec.infra_id {
+            self.remove_infra(&rec.runtime_handler, infra).await?;
+        }
+        if rec.network_attached {
+            if let Some(net) = rec.pod_network() {
+                self.be.network.teardown(&net).await?;
+            }
+        }
+        self.be.network.remove_namespaces(&rec.id).await?;
+        files::remove_dir(&rec.files())?;
+        self.state.store.delete(Kind::Pod, &rec.id)?;
+        self.state.release_name(&rec.name);
+        Ok(())
+    }
+
+    /// PodSandboxStatus.
+    pub fn pod_sandbox_status(&self, id: &str, verbose: bool) -> Result<cri::PodSandboxStatusResponse> {
+        let rec = self.state.pod(id)?.get();
+        let containers_statuses = self
+            .state
+            .pod_containers(&rec.id)
+            .into_iter()
+            .map(|c| crate::container::status::container_status(&c.get()))
+            .collect();
+        Ok(cri::PodSandboxStatusResponse {
+            status: Some(status::pod_status(&rec)),
+            info: if verbose { status::verbose_info(&rec) } else { Default::default() },
+            containers_statuses,
+            timestamp: now_ns(),
+        })
+    }
+
+    /// ListPodSandbox.
+    pub fn list_pod_sandbox(&self, filter: Option<cri::PodSandboxFilter>) -> Vec<cri::PodSandbox> {
+        let f = filter.unwrap_or_default();
+        let mut items: Vec<_> = self
+            .state
+            .pods()
+            .into_iter()
+            .map(|e| e.get())
+            .filter(|r| status::matches(r, &f))
+            .map(|r| status::pod_item(&r))
+            .collect();
+        items.sort_by_key(|p| p.created_at);
+        items
+    }
+}

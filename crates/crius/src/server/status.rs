@@ -1,0 +1,33 @@
+//! Status: RuntimeReady and NetworkReady conditions that tell the truth.
+use super::*;
+
+/// The runtime and network conditions (and verbose info).
+pub async fn handle(c: Arc<Crius>, r: cri::StatusRequest) -> Result<cri::StatusResponse> {
+    let runtime_ready = match c.cfg.validate() {
+        Ok(()) => cri::RuntimeCondition { r#type: "RuntimeReady".into(), status: true, reason: String::new(), message: String::new() },
+        Err(e) => cri::RuntimeCondition { r#type: "RuntimeReady".into(), status: false, reason: "RuntimeUnavailable".into(), message: e.to_string() },
+    };
+    let network_ready = match c.be.network.status().await {
+        Ok(()) => cri::RuntimeCondition { r#type: "NetworkReady".into(), status: true, reason: String::new(), message: String::new() },
+        Err((reason, message)) => cri::RuntimeCondition { r#type: "NetworkReady".into(), status: false, reason, message },
+    };
+    let mut info = std::collections::HashMap::new();
+    if r.verbose {
+        let cfg = serde_json::json!({
+            "root": c.cfg.root, "runroot": c.cfg.runroot, "defaultRuntime": c.cfg.default_runtime,
+            "runtimes": c.cfg.runtimes.keys().collect::<Vec<_>>(), "cniConfigDir": c.cfg.cni_config_dir,
+            "cniPluginDirs": c.cfg.cni_plugin_dirs, "cgroupDriver": "cgroupfs",
+        });
+        info.insert("config".to_string(), cfg.to_string());
+    }
+    let runtime_handlers = c.cfg.runtimes.keys().map(|name| cri::RuntimeHandler {
+        name: name.clone(),
+        features: Some(cri::RuntimeHandlerFeatures { recursive_read_only_mounts: false, user_namespaces: false }),
+    }).collect();
+    Ok(cri::StatusResponse {
+        status: Some(cri::RuntimeStatus { conditions: vec![runtime_ready, network_ready] }),
+        info,
+        runtime_handlers,
+        features: Some(cri::RuntimeFeatures { supplemental_groups_policy: false }),
+    })
+}

@@ -1,0 +1,159 @@
+//! Atomic, durable JSON records on disk: `<root>/state/{pods,containers,names}/`.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Context, Result};
+
+/// The directory tree of durable records.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// The kinds of records.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Pod sandbox records.
+    Pod,
+    /// Container records.
+    Container,
+    /// Name reservations (file name = hex of the name, content = the ID).
+    Name,
+}
+
+impl Kind {
+    fn dir(self) -> &'static str {
+        match self {
+            Kind::Pod => "pods",
+            Kind::Container => "containers",
+            Kind::Name => "names",
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating) the tree under `dir`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        for k in [Kind::Pod, Kind::Container, Kind::Name] {
+            let d = dir.join(k.dir());
+            fs::create_dir_all(&d).ctx(format!("create state dir {}", d.display()))?;
+        }
+        Ok(Store { dir: dir.to_path_buf() })
+    }
+
+    fn path(&self, kind: Kind, key: &str) -> PathBuf {
+        let file = match kind {
+            Kind::Name => hex::encode(key.as_bytes()),
+            _ => format!("{key}.json"),
+        };
+        self.dir.join(kind.dir()).join(file)
+    }
+
+    /// Writes a record atomically: temp file, fsync, rename, fsync of the directory.
+    pub fn put<T: Serialize>(&self, kind: Kind, key: &str, value: &T) -> Result<()> {
+        let data = serde_json::to_vec_pretty(value).ctx(format!("encode {key}"))?;
+        write_atomic(&self.path(kind, key), &data)
+    }
+
+    /// Reads a record; `None` when absent.
+    pub fn get<T: DeserializeOwned>(&self, kind: Kind, key: &str) -> Result<Option<T>> {
+        let p = self.path(kind, key);
+        match fs::read(&p) {
+            Ok(d) => Ok(Some(serde_json::from_slice(&d).ctx(format!("decode {}", p.display()))?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(crate::error::Error::internal(format!("read {}", p.display()), e)),
+        }
+    }
+
+    /// Removes a record; idempotent.
+    pub fn delete(&self, kind: Kind, key: &str) -> Result<()> {
+        let p = self.path(kind, key);
+        match fs::remove_file(&p) {
+            Ok(()) => sync_dir(p.parent().unwrap_or(&self.dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(crate::error::Error::internal(format!("remove {}", p.display()), e)),
+        }
+    }
+
+    /// All records of a kind as (key, value); undecodable files are logged and skipped.
+    pub fn all<T: DeserializeOwned>(&self, kind: Kind) -> Result<Vec<(String, T)>> {
+        let d = self.dir.join(kind.dir());
+        let mut out = Vec::new();
+        for ent in fs::read_dir(&d).ctx(format!("read {}", d.display()))? {
+            let ent = ent.ctx(format!("read {}", d.display()))?;
+            let name = ent.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                // A temp file left by a crash during put: the rename never happened.
+                let _ = fs::remove_file(ent.path());
+                continue;
+            }
+            let key = match kind {
+                Kind::Name => match hex::decode(&name).ok().and_then(|b| String::from_utf8(b).ok()) {
+                    Some(k) => k,
+                    None => continue,
+                },
+                _ => match name.strip_suffix(".json") {
+                    Some(k) => k.to_string(),
+                    None => continue,
+                },
+            };
+            match fs::read(ent.path()).map_err(|e| e.to_string()).and_then(|b| {
+                serde_json::from_slice::<T>(&b).map_err(|e| e.to_string())
+            }) {
+                Ok(v) => out.push((key, v)),
+                Err(e) => tracing::warn!(file = %ent.path().display(), error = %e, "skipping bad state record"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Writes `data` to `path` atomically and durably.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let res = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(crate::error::Error::internal(format!("write {}", path.display()), e));
+    }
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).ctx(format!("fsync {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_all_delete() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(t.path()).expect("open");
+        s.put(Kind::Pod, "abc", &vec![1, 2, 3]).expect("put");
+        s.put(Kind::Name, "k8s_a_b_c_d_0", &"abc").expect("put name");
+        assert_eq!(s.get::<Vec<i32>>(Kind::Pod, "abc").expect("get"), Some(vec![1, 2, 3]));
+        assert_eq!(s.get::<Vec<i32>>(Kind::Pod, "nope").expect("get"), None);
+        let names: Vec<(String, String)> = s.all(Kind::Name).expect("all");
+        assert_eq!(names, vec![("k8s_a_b_c_d_0".to_string(), "abc".to_string())]);
+        std::fs::write(t.path().join("pods/.x.json.tmp"), b"{").expect("write tmp");
+        assert_eq!(s.all::<Vec<i32>>(Kind::Pod).expect("all").len(), 1);
+        assert!(!t.path().join("pods/.x.json.tmp").exists());
+        s.delete(Kind::Pod, "abc").expect("delete");
+        s.delete(Kind::Pod, "abc").expect("delete twice");
+        assert_eq!(s.get::<Vec<i32>>(Kind::Pod, "abc").expect("get"), None);
+    }
+}
