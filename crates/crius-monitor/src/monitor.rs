@@ -315,8 +315,9 @@ fn supervise(
         stdin,
         stdout,
         stderr,
-        dev_null: _,
+        dev_null,
     } = stdio;
+    drop(dev_null);
     let stdin_w = stdin.map(|(_r, w)| w);
     let mut out_r = stdout.map(|(r, _w)| r);
     let err_r = stderr.0;
@@ -467,12 +468,10 @@ fn supervise(
             .map(|a| push(a.listener_fd(), libc::POLLIN));
         let mut i_clients = Vec::new();
         if let Some(a) = io.attach.as_ref() {
-            for (k, c) in a.clients.iter().enumerate() {
+            for c in &a.clients {
                 let want_in = c.readable && io.pending.is_empty();
-                i_clients.push((
-                    k,
-                    push(c.fd.as_raw_fd(), if want_in { libc::POLLIN } else { 0 }),
-                ));
+                let fd = c.fd.as_raw_fd();
+                i_clients.push((fd, push(fd, if want_in { libc::POLLIN } else { 0 })));
             }
         }
         let i_stdin = match (&io.stdin, io.pending.is_empty()) {
@@ -515,22 +514,23 @@ fn supervise(
             status = reaped.iter().find(|(p, _)| *p == pid).map(|(_, s)| *s);
             reaped.retain(|(p, _)| *p != pid);
         }
+        // Accept before relaying output: a client that connected first sees all of it.
+        if ready(i_listen) != 0 {
+            if let Some(a) = io.attach.as_mut() {
+                a.accept_all();
+            }
+        }
         if ready(i_out) != 0 && !io.pump(&mut out_r, Stream::Stdout) {
             out_r = None;
         }
         if ready(i_err) != 0 && !io.pump(&mut err_r, Stream::Stderr) {
             err_r = None;
         }
-        if ready(i_listen) != 0 {
-            if let Some(a) = io.attach.as_mut() {
-                a.accept_all();
-            }
-        }
-        // Clients, from the last so that removals keep earlier indices valid.
-        for &(k, i) in i_clients.iter().rev() {
+        // Clients are looked up by descriptor: relaying output may have dropped some.
+        for &(fd, i) in &i_clients {
             let rev = pfds[i].revents;
             if rev != 0 {
-                io.client_ready(k, rev);
+                io.client_ready(fd, rev);
             }
         }
         if ready(i_stdin) != 0 {
@@ -691,16 +691,17 @@ impl Io<'_> {
         }
     }
 
-    fn client_ready(&mut self, k: usize, revents: libc::c_short) {
+    fn client_ready(&mut self, fd: RawFd, revents: libc::c_short) {
         let Some(a) = self.attach.as_deref_mut() else {
             return;
         };
-        let Some(c) = a.clients.get_mut(k) else {
+        let Some(k) = a.clients.iter().position(|c| c.fd.as_raw_fd() == fd) else {
             return;
         };
+        let c = &mut a.clients[k];
         if revents & libc::POLLIN != 0 {
             let mut b = vec![0u8; 32768];
-            match sys::read(c.fd.as_raw_fd(), &mut b) {
+            match sys::recv_nowait(fd, &mut b) {
                 Ok(0) => {
                     c.readable = false;
                     sys::shutdown(c.fd.as_raw_fd(), libc::SHUT_RD);

@@ -344,6 +344,15 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// Receives without blocking (one record on a SEQPACKET socket).
+pub fn recv_nowait(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    let n = cvt_retry(|| unsafe {
+        libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) as libc::c_int
+    })?;
+    Ok(n as usize)
+}
+
 /// Sets SO_SNDTIMEO.
 pub fn set_send_timeout(fd: RawFd, secs: i64) -> io::Result<()> {
     let tv = libc::timeval {
