@@ -177,6 +177,21 @@ impl TarBuilder {
         self
     }
 
+    /// A character device node.
+    pub fn chardev(&mut self, name: &str, major: u32, minor: u32) -> &mut Self {
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(tar::EntryType::Char);
+        h.set_size(0);
+        h.set_mode(0o666);
+        h.set_mtime(1_700_000_000);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        h.set_cksum();
+        self.b.append(&h, &b""[..]).unwrap();
+        self
+    }
+
     pub fn file(&mut self, name: &str, data: &[u8], mode: u32) -> &mut Self {
         self.raw(name.as_bytes(), tar::EntryType::Regular, b"", data, mode)
     }
