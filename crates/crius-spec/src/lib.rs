@@ -1,1 +1,53 @@
-//! crius-spec
+//! crius-spec: builds OCI runtime specs (`config.json`) from CRI configs and image configs.
+//!
+//! A pure library: no daemon state. The only files it reads are the container rootfs's
+//! `/etc/passwd` and `/etc/group` (never following symlinks out of the rootfs), seccomp
+//! profile files, the host's `/dev` (privileged containers), device nodes named by the
+//! request, `/proc/self/{status,mountinfo}` and `/proc/sys/kernel/hostname`.
+//!
+//! Entry points:
+//! - [`container_spec`] for CreateContainer,
+//! - [`sandbox_spec`] for a pod's infra (pause) container,
+//! - [`linux_resources`] for UpdateContainerResources,
+//! - [`daemon_capabilities`], [`HostFeatures::detect`], [`uncovered_image_volumes`] to gather
+//!   the inputs.
+//!
+//! Errors are [`SpecError`]; [`SpecError::is_invalid_argument`] tells which are the request's
+//! fault (gRPC `InvalidArgument`).
+
+pub mod annotations;
+mod caps;
+mod container;
+mod devices;
+mod error;
+mod mounts;
+mod namespaces;
+mod process;
+mod resources;
+mod sandbox;
+mod seccomp;
+mod security;
+mod sysctl;
+mod types;
+mod user;
+
+pub use caps::{
+    all_capabilities, capabilities_from_status, container_capabilities, daemon_capabilities,
+    parse_capability, parse_capability_mask, DEFAULT_CAPABILITIES,
+};
+pub use container::{cgroups_path, container_spec};
+pub use devices::host_devices;
+pub use error::{Result, SpecError};
+pub use mounts::{clean_container_path, uncovered_image_volumes};
+pub use process::{parse_signal, DEFAULT_PATH};
+pub use resources::{linux_resources, oom_score_adj};
+pub use sandbox::{sandbox_spec, PAUSE_ID, PAUSE_PATH};
+pub use seccomp::{
+    default_profile as default_seccomp_profile, load_profile as load_seccomp_profile,
+};
+pub use security::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
+pub use types::{
+    ContainerSpec, ContainerSpecInput, HostFeatures, ImageVolume, PodFiles, PodNamespaces,
+    ResolvedUser, SandboxSpecInput,
+};
+pub use user::{resolve_in_root, resolve_user};
