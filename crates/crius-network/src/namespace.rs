@@ -429,6 +429,10 @@ where
 }
 
 /// Async form of [`run_in_netns_blocking`] (for port-forward connects, reading pod IPs).
+///
+/// A socket made inside keeps its namespace: e.g. return a connected `std::net::TcpStream`, then
+/// `set_nonblocking(true)` and `tokio::net::TcpStream::from_std` it. If the future is dropped,
+/// the thread still runs `f` to completion and its result is dropped.
 pub async fn run_in_netns<F, T>(netns: &Path, f: F) -> Result<T>
 where
     F: FnOnce() -> T + Send + 'static,

@@ -501,3 +501,92 @@ async fn status_names_the_broken_file_missing_plugin_or_empty_dir() {
     );
     cni.status().await.unwrap();
 }
+
+#[tokio::test]
+async fn plugins_get_the_cni_environment_prev_result_and_runtime_config() {
+    let mut net = TestNet::new(6);
+    // A plugin that records its environment and stdin and prints nothing.
+    let plugins = net.tmp.path().join("plugins");
+    let record = net.tmp.path().join("record");
+    fs::create_dir_all(&plugins).unwrap();
+    fs::create_dir_all(&record).unwrap();
+    let script = plugins.join("crius-record");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat > {r}/$CNI_COMMAND.stdin\nenv | grep '^CNI_' | sort > {r}/$CNI_COMMAND.env\n",
+            r = record.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    net.write_conflist(
+        "10-test.conflist",
+        &net.conflist(&[serde_json::json!({
+            "type": "crius-record",
+            "capabilities": {"portMappings": true, "dns": true, "bandwidth": true}
+        })]),
+    );
+    let cni = net.cni();
+    let mut pod = net
+        .pod(
+            "cni-rec",
+            vec![PortMapping {
+                host_port: 39406,
+                container_port: 53,
+                protocol: Protocol::Udp,
+                host_ip: net.gateway(),
+            }],
+        )
+        .await;
+    pod.dns = Some(crius_network::DnsConfig {
+        servers: vec!["10.96.0.10".into()],
+        searches: vec!["test.svc.cluster.local".into()],
+        options: vec!["ndots:5".into()],
+    });
+    let status = cni.setup(&pod).await.unwrap();
+    let err = cni.setup(&pod).await.unwrap_err();
+    assert!(err.to_string().contains("already set up"), "{err}");
+
+    let env = fs::read_to_string(record.join("ADD.env")).unwrap();
+    let cni_path = format!("CNI_PATH={}:/usr/lib/cni", plugins.display());
+    for want in [
+        "CNI_COMMAND=ADD".to_string(),
+        format!("CNI_CONTAINERID={}", pod.id),
+        format!("CNI_NETNS={}", pod.netns.display()),
+        "CNI_IFNAME=eth0".to_string(),
+        format!(
+            "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=test;K8S_POD_NAME=cni-rec-name;K8S_POD_INFRA_CONTAINER_ID={id};K8S_POD_UID=uid-{id}",
+            id = pod.id
+        ),
+        cni_path.clone(),
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} not in\n{env}");
+    }
+    let stdin: serde_json::Value =
+        serde_json::from_slice(&fs::read(record.join("ADD.stdin")).unwrap()).unwrap();
+    assert_eq!(stdin["name"], net.bridge());
+    assert_eq!(stdin["cniVersion"], "1.0.0");
+    let prev_ip = stdin["prevResult"]["ips"][0]["address"].as_str().unwrap();
+    assert_eq!(prev_ip, format!("{}/24", status.ips[0]));
+    assert_eq!(
+        stdin["runtimeConfig"],
+        serde_json::json!({
+            "portMappings": [{"hostPort": 39406, "containerPort": 53, "protocol": "udp", "hostIP": net.gateway()}],
+            "dns": {"servers": ["10.96.0.10"], "searches": ["test.svc.cluster.local"], "options": ["ndots:5"]}
+        })
+    );
+
+    // DEL after the netns is gone: empty CNI_NETNS, the final ADD result as prevResult.
+    namespace::remove(&net.dirs, &pod.id).await.unwrap();
+    cni.teardown(&pod.id).await.unwrap();
+    let env = fs::read_to_string(record.join("DEL.env")).unwrap();
+    assert!(env.lines().any(|l| l == "CNI_COMMAND=DEL"), "{env}");
+    assert!(env.lines().any(|l| l == "CNI_NETNS="), "{env}");
+    assert!(env.lines().any(|l| l == cni_path), "{env}");
+    let stdin: serde_json::Value =
+        serde_json::from_slice(&fs::read(record.join("DEL.stdin")).unwrap()).unwrap();
+    assert_eq!(stdin["prevResult"]["ips"][0]["address"], prev_ip);
+    assert_eq!(stdin["runtimeConfig"]["portMappings"][0]["hostPort"], 39406);
+    assert!(net.allocated_ips().is_empty(), "{:?}", net.allocated_ips());
+}

@@ -167,13 +167,22 @@ impl Cni {
 
     /// Runs ADD for every plugin of the network, in order, in the pod's network namespace, and
     /// returns the pod's IPs. On failure, runs DEL for what was added, removes the cache entry,
-    /// and returns the plugin's error. If the future is dropped mid-way, call [`Cni::teardown`].
+    /// and returns the plugin's error. Fails if the pod is already set up. If the future is
+    /// dropped mid-way (e.g. a timeout), the running plugin is killed: call [`Cni::teardown`].
+    /// Calls for one pod must not overlap (the daemon serializes per pod).
     pub async fn setup(&self, pod: &PodNetwork) -> Result<PodNetworkStatus> {
         check_pod_id(&pod.id)?;
         let net = self.loader.load()?;
         let binaries = self.find_plugins(&net)?;
         let mut entry = CacheEntry::new(pod, &net, &self.opts.if_name);
         let cache_path = self.cache_path(&pod.id);
+        if cache::read(&pod.id, &cache_path).await?.is_some() {
+            return Err(Error::Cache {
+                pod: pod.id.clone(),
+                path: cache_path,
+                msg: "pod network is already set up (tear it down first)".into(),
+            });
+        }
         cache::write(&cache_path, &entry).await?;
 
         let call = Call {
