@@ -6,9 +6,10 @@
 //! writing `-P`), runs `<runtime> create` and writes one JSON line to the sync pipe:
 //! `{"data": <pid>}` on success or `{"data": -1, "message": "<runtime stderr>"}` on failure.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -16,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufRead
 use tokio::process::Command;
 
 use crate::error::{OciError, Result};
-use crate::events::kill_pid_and_wait;
+use crate::events::ProcessHandle;
 use crate::runtime::{truncate, Runtime};
 
 /// Longest sync-pipe line accepted (conmon sends at most a few KiB of escaped stderr).
@@ -119,7 +120,8 @@ struct CreateCleanup {
     made_persist_dir: bool,
     log_path: PathBuf,
     made_log: bool,
-    monitor_child_pid: Option<i32>,
+    /// pidfd on the process we spawned (cannot hit a reused pid).
+    monitor_child: Option<Arc<ProcessHandle>>,
     armed: bool,
 }
 
@@ -135,19 +137,19 @@ impl CreateCleanup {
         let wait = CLEANUP_WAIT;
         // The monitor first, so it cannot write anything after we cleaned. Its runtime child
         // dies with it (PDEATHSIG in conmon).
-        for pid in [read_pid(&self.monitor_pidfile), self.monitor_child_pid]
-            .into_iter()
-            .flatten()
-        {
-            if let Err(e) = kill_pid_and_wait(pid, wait).await {
-                tracing::warn!(id = %self.id, pid, error = %e, "cleanup: cannot kill monitor");
+        if let Some(h) = &self.monitor_child {
+            if let Err(e) = h.kill_and_wait(wait).await {
+                tracing::warn!(id = %self.id, error = %e, "cleanup: cannot kill monitor");
             }
         }
-        // The container's init, then the runtime's state.
+        // The daemonized monitor: only a process whose command line names this container.
+        if let Some(pid) = read_pid(&self.monitor_pidfile) {
+            kill_verified(pid, wait, |p| cmdline_mentions(p, &self.id)).await;
+        }
+        // The container's init (the runtime's delete below handles it too, if it got as far
+        // as recording state): only a process in another pid namespace than ours.
         if let Some(pid) = read_pid(&self.pidfile) {
-            if let Err(e) = kill_pid_and_wait(pid, wait).await {
-                tracing::warn!(id = %self.id, pid, error = %e, "cleanup: cannot kill container");
-            }
+            kill_verified(pid, wait, other_pid_namespace).await;
         }
         match self
             .runtime
@@ -205,7 +207,7 @@ impl Drop for CreateCleanup {
             made_persist_dir: self.made_persist_dir,
             log_path: self.log_path.clone(),
             made_log: self.made_log,
-            monitor_child_pid: self.monitor_child_pid,
+            monitor_child: self.monitor_child.clone(),
             armed: false,
         };
         self.armed = false;
@@ -261,7 +263,7 @@ impl Runtime {
             made_persist_dir,
             log_path: opts.log_path.clone(),
             made_log: !opts.log_path.exists(),
-            monitor_child_pid: None,
+            monitor_child: None,
             armed: true,
         };
         // A stale exit record of this ID would make the new container look exited.
@@ -378,7 +380,13 @@ impl Runtime {
         let mut child = cmd
             .spawn()
             .map_err(|e| io_err(&format!("start monitor {}", self.monitor.path.display()), e))?;
-        cleanup.monitor_child_pid = child.id().map(|p| p as i32);
+        // A pidfd now, before the process can be reaped, so cleanup never signals a reused pid.
+        cleanup.monitor_child = match child.id() {
+            Some(pid) => ProcessHandle::open(pid as i32)
+                .map_err(|e| io_err("pidfd on monitor", e))?
+                .map(Arc::new),
+            None => None,
+        };
         drop(sync_child);
         drop(start_read);
         let out_task = capture(child.stdout.take());
@@ -402,7 +410,7 @@ impl Runtime {
         }
         drop(start_write);
 
-        let sync = std::os::unix::net::UnixStream::from(OwnedFd::from(sync_parent));
+        let sync = std::os::unix::net::UnixStream::from(sync_parent);
         sync.set_nonblocking(true)
             .map_err(|e| io_err("sync pipe", e))?;
         let sync = tokio::net::UnixStream::from_std(sync).map_err(|e| io_err("sync pipe", e))?;
@@ -458,7 +466,13 @@ impl Runtime {
         })?;
         out_task.abort();
         err_task.abort();
-        let monitor_pid = read_pid(&opts.monitor_pidfile_path());
+        let mut monitor_pid = read_pid(&opts.monitor_pidfile_path());
+        if monitor_pid.is_none() {
+            // The monitor's first process writes `-P` just before it exits: wait for that
+            // exit (bounded: a monitor that does not fork is the process itself).
+            let _ = tokio::time::timeout(Duration::from_secs(2), child_task).await;
+            monitor_pid = read_pid(&opts.monitor_pidfile_path());
+        }
         tracing::debug!(id, pid, ?monitor_pid, elapsed = ?started.elapsed(), "container created");
         Ok(CreatedContainer { pid, monitor_pid })
     }
@@ -517,6 +531,38 @@ fn capture<R: AsyncRead + Unpin + Send + 'static>(
         }
         buf
     })
+}
+
+/// SIGKILLs `pid` through a pidfd if `check(pid)` holds once the pidfd is open (so the check
+/// and the signal concern the same process), and waits for it to exit.
+async fn kill_verified(pid: i32, wait: Duration, check: impl Fn(i32) -> bool) {
+    match ProcessHandle::open(pid) {
+        Ok(Some(h)) if check(pid) => {
+            if let Err(e) = h.kill_and_wait(wait).await {
+                tracing::warn!(pid, error = %e, "cleanup: cannot kill");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(pid, error = %e, "cleanup: pidfd_open"),
+    }
+}
+
+/// Whether `/proc/<pid>/cmdline` contains `needle` as one of its arguments.
+fn cmdline_mentions(pid: i32, needle: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| c.split(|b| *b == 0).any(|arg| arg == needle.as_bytes()))
+        .unwrap_or(false)
+}
+
+/// Whether `pid` lives in another pid namespace than we do (a container's init).
+fn other_pid_namespace(pid: i32) -> bool {
+    match (
+        std::fs::read_link("/proc/self/ns/pid"),
+        std::fs::read_link(format!("/proc/{pid}/ns/pid")),
+    ) {
+        (Ok(mine), Ok(theirs)) => mine != theirs,
+        _ => false,
+    }
 }
 
 /// Reads a decimal pid from a pid file; `None` when missing or not a positive number.

@@ -81,14 +81,6 @@ impl ProcessHandle {
     }
 }
 
-/// Kills `pid` (if it exists) with SIGKILL and waits up to `timeout` for it to exit.
-pub(crate) async fn kill_pid_and_wait(pid: i32, timeout: Duration) -> io::Result<bool> {
-    match ProcessHandle::open(pid)? {
-        Some(h) => h.kill_and_wait(timeout).await,
-        None => Ok(true),
-    }
-}
-
 /// Watches one directory for files appearing in it (created, renamed in, closed after write).
 pub(crate) struct DirWatch {
     fd: AsyncFd<OwnedFd>,

@@ -29,3 +29,34 @@ pub use runtime::Runtime;
 pub use signal::Signal;
 pub use state::{read_exit_record, ContainerState, ContainerStatus, ExitRecord, RuntimeState};
 pub use version::{parse_version, RuntimeVersion};
+
+#[cfg(test)]
+mod send_tests {
+    //! The daemon runs these futures on a multi-threaded runtime (tonic): they must be Send.
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[allow(dead_code)]
+    fn futures_are_send(rt: &Runtime, opts: &CreateOptions, p: &oci_spec::runtime::Process) {
+        let r = oci_spec::runtime::LinuxResources::default();
+        assert_send(&rt.create(opts));
+        assert_send(&rt.start("x"));
+        assert_send(&rt.stop("x", std::time::Duration::ZERO, None));
+        assert_send(&rt.exec_sync("x", &[], None));
+        assert_send(&rt.exec("x", p, true));
+        assert_send(&rt.delete("x"));
+        assert_send(&rt.update("x", &r));
+        assert_send(&rt.status("x", None));
+        assert_send(&rt.wait_exit("x", None, std::time::Duration::ZERO));
+        assert_send(&rt.attach("x"));
+        assert_send(&rt.resize("x", 1, 1));
+        assert_send(&rt.version());
+    }
+
+    #[test]
+    fn runtime_is_send_sync_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<Runtime>();
+    }
+}
