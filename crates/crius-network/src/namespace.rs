@@ -336,6 +336,7 @@ pub fn create_blocking(
 }
 
 /// Async form of [`create_blocking`]: the work runs on a dedicated thread that exits afterwards.
+/// If the future is dropped, the thread still finishes: call [`remove`] for the pod.
 pub async fn create(
     dirs: &NamespaceDirs,
     pod_id: &str,

@@ -590,3 +590,37 @@ async fn plugins_get_the_cni_environment_prev_result_and_runtime_config() {
     assert_eq!(stdin["runtimeConfig"]["portMappings"][0]["hostPort"], 39406);
     assert!(net.allocated_ips().is_empty(), "{:?}", net.allocated_ips());
 }
+
+#[tokio::test]
+async fn older_cni_versions_and_single_plugin_conf_files_work() {
+    let mut net = TestNet::new(7);
+    let list_040 = net.conflist(&[]).replace("\"1.0.0\"", "\"0.4.0\"");
+    let bridge: serde_json::Value = serde_json::from_str(&net.conflist(&[])).unwrap();
+    let mut single_031 = bridge["plugins"][0].clone();
+    single_031["cniVersion"] = "0.3.1".into();
+    single_031["name"] = net.bridge().into();
+    for (file, body, version) in [
+        ("10-test.conflist", list_040, "0.4.0"),
+        ("10-test.conf", single_031.to_string(), "0.3.1"),
+    ] {
+        for f in fs::read_dir(&net.opts.conf_dir).unwrap() {
+            fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        net.write_conflist(file, &body);
+        let cni = net.cni();
+        cni.status().await.unwrap();
+        let pod = net.pod("cni-ver", vec![]).await;
+        let status = cni.setup(&pod).await.unwrap();
+        assert_eq!(status.ips.len(), 1, "{version}: {status:?}");
+        assert!(status.ips[0].to_string().starts_with(&net.subnet_prefix()));
+        assert_eq!(
+            net.allocated_ips(),
+            vec![status.ips[0].to_string()],
+            "{version}"
+        );
+        cni.teardown(&pod.id).await.unwrap();
+        namespace::remove(&net.dirs, &pod.id).await.unwrap();
+        assert!(net.allocated_ips().is_empty(), "{version}");
+        assert!(net.bridge_ports().is_empty(), "{version}");
+    }
+}

@@ -168,3 +168,20 @@ async fn bad_input_is_rejected_without_side_effects() {
     assert!(matches!(err, Err(Error::InvalidHostname(_))), "{err:?}");
     assert!(!d.dirs.net.join(&id).exists());
 }
+
+#[tokio::test]
+async fn failed_create_leaves_no_pin_behind() {
+    let d = Dirs::new();
+    // The IPC pin dir cannot be created: a regular file is in its place.
+    fs::create_dir_all(d.dirs.ipc.parent().unwrap()).unwrap();
+    fs::write(&d.dirs.ipc, "not a dir").unwrap();
+    let id = unique_id("ns-fail");
+    let err = namespace::create(&d.dirs, &id, NamespaceSet::ALL, Some("h"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&id) && text.contains("ipcns"), "{text}");
+    let net = d.dirs.net.join(&id);
+    assert!(!net.exists(), "net pin left behind");
+    assert!(!mounted(&net));
+}
