@@ -180,7 +180,7 @@ impl Config {
     pub fn monitor_path(&self) -> Result<PathBuf> {
         if let Some(p) = &self.conmon {
             return if p.is_file() {
-                Ok(p.clone())
+                Ok(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
             } else {
                 Err(Error::Unavailable(format!("monitor binary {} not found", p.display())))
             };

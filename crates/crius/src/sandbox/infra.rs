@@ -11,6 +11,10 @@ use crate::error::{Context, Error, Result};
 use crate::service::Crius;
 use crate::state::PodRecord;
 
+/// Host library directories bind-mounted read-only into the infra rootfs: crius-pause is a
+/// normal (dynamically linked, std-only) Rust binary, so it needs the host's loader and libc.
+const LIB_DIRS: [&str; 4] = ["/lib", "/lib64", "/usr/lib", "/usr/lib64"];
+
 /// Path of the pause program inside the infra container.
 const PAUSE_IN_CONTAINER: &str = "/pause";
 
@@ -21,6 +25,16 @@ pub fn infra_spec(pod: &PodRecord, infra_id: &str, pause_binary: &Path) -> serde
     for (kind, path) in [("network", &ns.net), ("ipc", &ns.ipc), ("uts", &ns.uts)] {
         if let Some(p) = path {
             namespaces.push(json!({"type": kind, "path": p}));
+        }
+    }
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": PAUSE_IN_CONTAINER, "type": "bind", "source": pause_binary, "options": ["rbind", "ro"]}),
+    ];
+    for dir in LIB_DIRS {
+        if Path::new(dir).exists() {
+            mounts.push(json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind", "ro", "nosuid", "nodev"]}));
         }
     }
     json!({
@@ -35,11 +49,7 @@ pub fn infra_spec(pod: &PodRecord, infra_id: &str, pause_binary: &Path) -> serde
             "capabilities": {"bounding": [], "effective": [], "permitted": []}
         },
         "root": {"path": "rootfs", "readonly": true},
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": PAUSE_IN_CONTAINER, "type": "bind", "source": pause_binary, "options": ["rbind", "ro"]}
-        ],
+        "mounts": mounts,
         "linux": {
             "namespaces": namespaces,
             "cgroupsPath": format!("{}/crius-{}", pod.cgroup_parent.trim_end_matches('/'), infra_id),
@@ -61,6 +71,10 @@ impl Crius {
         std::fs::create_dir_all(rootfs.join("proc")).ctx(format!("create {}", rootfs.display()))?;
         std::fs::create_dir_all(rootfs.join("dev")).ctx("create infra /dev")?;
         std::fs::write(rootfs.join("pause"), b"").ctx("create infra /pause")?;
+        for dir in LIB_DIRS.iter().filter(|d| Path::new(d).exists()) {
+            let p = rootfs.join(dir.trim_start_matches('/'));
+            std::fs::create_dir_all(&p).ctx(format!("create {}", p.display()))?;
+        }
         let spec = infra_spec(pod, &id, &pause);
         crate::state::store::write_atomic(&bundle.join("config.json"), spec.to_string().as_bytes())?;
         let rt = self.runtime(&pod.runtime_handler)?;
@@ -75,7 +89,13 @@ impl Crius {
         let res = async {
             let pid = rt.create(&opts).await?;
             rt.start(&id).await?;
-            Ok::<u32, Error>(pid)
+            match rt.state(&id).await? {
+                Some(st) if st.status == crate::backend::RtStatus::Running => Ok(st.pid),
+                _ => {
+                    let log = std::fs::read_to_string(bundle.join("infra.log")).unwrap_or_default();
+                    Err(Error::Internal(format!("infra process {pid} exited at start: {}", log.trim())))
+                }
+            }
         }
         .await;
         match res {
