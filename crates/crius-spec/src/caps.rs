@@ -205,6 +205,14 @@ pub fn container_capabilities(
     Ok(caps)
 }
 
+/// What `execve` does for a non-root user: the effective and permitted sets keep only the
+/// ambient capabilities (the bounding set is unchanged, so file capabilities still work).
+pub fn drop_for_non_root(caps: &mut LinuxCapabilities) {
+    let ambient = caps.ambient().clone().unwrap_or_default();
+    caps.set_effective(Some(ambient.clone()));
+    caps.set_permitted(Some(ambient));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,11 +102,14 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<ContainerSpec> {
     let cwd = process::working_dir(config, image)?;
     let stop_signal = process::stop_signal(image)?;
 
-    let capabilities = caps::container_capabilities(
+    let mut capabilities = caps::container_capabilities(
         privileged,
         sc.capabilities.as_ref(),
         &input.daemon_capabilities,
     )?;
+    if resolved.uid != 0 {
+        caps::drop_for_non_root(&mut capabilities);
+    }
     let bounding = capabilities.bounding().clone().unwrap_or_default();
     let seccomp = seccomp::container_seccomp(
         privileged,
@@ -257,3 +260,7 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<ContainerSpec> {
         skipped_volumes,
     })
 }
+
+#[cfg(test)]
+#[path = "container_tests.rs"]
+mod tests;

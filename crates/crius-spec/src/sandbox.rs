@@ -149,3 +149,127 @@ pub fn sandbox_spec(input: &SandboxSpecInput<'_>) -> Result<Spec> {
     spec.set_hooks(None);
     Ok(spec)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_cri::v1::{LinuxPodSandboxConfig, PodSandboxConfig, PodSandboxMetadata};
+    use std::path::Path;
+
+    fn config() -> PodSandboxConfig {
+        PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: "p".into(),
+                uid: "u".into(),
+                namespace: "ns".into(),
+                attempt: 0,
+            }),
+            hostname: "pod-host".into(),
+            log_directory: "/var/log/pods/ns_p_u".into(),
+            annotations: [("a".to_string(), "b".to_string())].into(),
+            linux: Some(LinuxPodSandboxConfig {
+                sysctls: [("kernel.shmmax".to_string(), "1000000".to_string())].into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn input<'a>(cfg: &'a PodSandboxConfig, ns: PodNamespaces) -> SandboxSpecInput<'a> {
+        SandboxSpecInput {
+            sandbox_id: "sb1",
+            config: cfg,
+            pause_binary: Path::new("/usr/libexec/crius/pause"),
+            pause_args: vec!["--quiet".into()],
+            rootfs: Path::new("/var/lib/crius/infra-root"),
+            namespaces: ns,
+            cgroup_parent: "/kubepods/podu".into(),
+            daemon_oom_score_adj: -900,
+            extra_annotations: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn pause_spec() {
+        let cfg = config();
+        let ns = PodNamespaces {
+            network: Some("/run/netns/x".into()),
+            ipc: Some("/run/ipc/x".into()),
+            uts: Some("/run/uts/x".into()),
+            pid: Some("/ignored".into()),
+        };
+        let spec = sandbox_spec(&input(&cfg, ns)).expect("spec");
+        let p = spec.process().as_ref().expect("process");
+        assert_eq!(
+            p.args().as_deref(),
+            Some(&["/pause".to_string(), "--quiet".to_string()][..])
+        );
+        assert_eq!((p.user().uid(), p.user().gid()), (PAUSE_ID, PAUSE_ID));
+        assert_eq!(p.oom_score_adj(), Some(-900), "clamped to the daemon's");
+        assert_eq!(p.no_new_privileges(), Some(true));
+        let caps = p.capabilities().as_ref().expect("caps");
+        assert!(caps.bounding().as_ref().expect("bounding").is_empty());
+        let root = spec.root().as_ref().expect("root");
+        assert_eq!(root.readonly(), Some(true));
+        assert_eq!(root.path(), Path::new("/var/lib/crius/infra-root"));
+        let pause = spec
+            .mounts()
+            .as_ref()
+            .expect("mounts")
+            .iter()
+            .find(|m| m.destination() == Path::new(PAUSE_PATH))
+            .expect("pause mount");
+        assert_eq!(
+            pause.source().as_deref(),
+            Some(Path::new("/usr/libexec/crius/pause"))
+        );
+        assert!(pause
+            .options()
+            .as_ref()
+            .expect("opts")
+            .contains(&"ro".to_string()));
+        let linux = spec.linux().as_ref().expect("linux");
+        let ns: Vec<String> = linux
+            .namespaces()
+            .as_ref()
+            .expect("ns")
+            .iter()
+            .map(|n| format!("{}={:?}", n.typ(), n.path()))
+            .collect();
+        assert!(
+            ns.contains(&"pid=None".to_string()),
+            "{ns:?}: new PID namespace"
+        );
+        assert!(
+            ns.contains(&"net=Some(\"/run/netns/x\")".to_string()),
+            "{ns:?}"
+        );
+        assert_eq!(
+            linux.cgroups_path().as_deref(),
+            Some(Path::new("/kubepods/podu/sb1"))
+        );
+        assert!(linux.seccomp().is_some());
+        assert_eq!(
+            linux.sysctl().as_ref().expect("sysctl")["kernel.shmmax"],
+            "1000000"
+        );
+        assert_eq!(spec.hostname().as_deref(), Some("pod-host"));
+        let a = spec.annotations().as_ref().expect("annotations");
+        assert_eq!(a[ann::CONTAINER_TYPE], ann::CONTAINER_TYPE_SANDBOX);
+        assert_eq!(a[ann::SANDBOX_LOG_DIRECTORY], "/var/log/pods/ns_p_u");
+        assert_eq!(a["a"], "b");
+    }
+
+    #[test]
+    fn host_ipc_refuses_ipc_sysctls() {
+        let cfg = config();
+        let ns = PodNamespaces {
+            network: Some("/run/netns/x".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            sandbox_spec(&input(&cfg, ns)),
+            Err(crate::SpecError::Sysctl { .. })
+        ));
+    }
+}
