@@ -85,10 +85,9 @@ struct Stdio {
     dev_null: OwnedFd,
 }
 
-/// Runs the monitor; returns the process exit status.
-pub fn run(cfg: &Config) -> Result<i32, Fatal> {
-    set_oom_score_adj("-1000");
-    sys::set_signal_disposition(libc::SIGPIPE, true);
+/// Checks and opens what must work before detaching: the runtime, the parent pipes, the log.
+#[allow(clippy::type_complexity)]
+fn prepare(cfg: &Config) -> Result<(Option<OwnedFd>, Option<OwnedFd>, Option<CriLog>), Fatal> {
     if !is_executable(&cfg.runtime) {
         return Err(Fatal(format!(
             "Runtime path {} is not valid",
@@ -96,7 +95,6 @@ pub fn run(cfg: &Config) -> Result<i32, Fatal> {
         )));
     }
     let start_pipe = syncpipe::fd_from_env("_OCI_STARTPIPE").map_err(Fatal)?;
-    let sync_fd = syncpipe::fd_from_env("_OCI_SYNCPIPE").map_err(Fatal)?;
     let attach_pipe = if cfg.exec_attach {
         match syncpipe::fd_from_env("_OCI_ATTACHPIPE").map_err(Fatal)? {
             Some(fd) => Some(fd),
@@ -110,7 +108,7 @@ pub fn run(cfg: &Config) -> Result<i32, Fatal> {
         None
     };
     // Open the log before detaching so that a bad path reaches the caller.
-    let mut log = match cfg.k8s_log_path() {
+    let log = match cfg.k8s_log_path() {
         Some(p) => Some(
             CriLog::open(
                 p,
@@ -121,6 +119,24 @@ pub fn run(cfg: &Config) -> Result<i32, Fatal> {
             .map_err(|e| Fatal(format!("Failed to open log file {}: {e}", p.display())))?,
         ),
         None => None,
+    };
+    Ok((start_pipe, attach_pipe, log))
+}
+
+/// Runs the monitor; returns the process exit status.
+pub fn run(cfg: &Config) -> Result<i32, Fatal> {
+    set_oom_score_adj("-1000");
+    sys::set_signal_disposition(libc::SIGPIPE, true);
+    let sync_fd = syncpipe::fd_from_env("_OCI_SYNCPIPE").map_err(Fatal)?;
+    let key = syncpipe::key(cfg.api_version, cfg.exec);
+    let mut sync = SyncPipe::new(sync_fd, key);
+    let (start_pipe, attach_pipe, mut log) = match prepare(cfg) {
+        Ok(v) => v,
+        Err(Fatal(msg)) => {
+            // The caller also sees this on our stderr and in our exit status.
+            sync.send(-1, Some(&msg));
+            return Err(Fatal(msg));
+        }
     };
 
     // Block until the caller has placed us (cgroup) and lets us go on.
@@ -160,8 +176,6 @@ pub fn run(cfg: &Config) -> Result<i32, Fatal> {
         })?;
     }
 
-    let key = syncpipe::key(cfg.api_version, cfg.exec);
-    let mut sync = SyncPipe::new(sync_fd, key);
     match monitor(
         cfg,
         &mut sync,

@@ -913,3 +913,26 @@ fn rejects_unknown_flags() {
     );
     assert!(text.contains("frobnicate"), "{text}");
 }
+
+#[test]
+fn early_failure_is_reported_on_the_sync_pipe() {
+    let f = Fixture::new("runc", "early", &["true"], |_| {});
+    let mut args = f.create_args();
+    let i = args.iter().position(|a| a == "-l").unwrap();
+    args[i + 1] = f.p("no-such-dir/ctr.log").to_string_lossy().into_owned();
+    let mut l = f.launch(&args);
+    assert_eq!(l.status.code(), Some(1), "{}", l.stderr);
+    if !is_conmon() {
+        assert!(l.stderr.contains("no-such-dir"), "{}", l.stderr);
+        let msg = l.next_msg();
+        assert_eq!(msg["pid"], -1);
+        assert!(
+            msg["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no-such-dir"),
+            "{msg}"
+        );
+    }
+    assert!(!f.bundle().join("ctl").exists());
+}
