@@ -199,11 +199,32 @@ impl CreateJob {
                 .map_err(err(format!("create pin file {}", pin.display())))?;
             created.push(pin.clone());
         }
-        let flags = self
-            .pins
+        // The thread's current namespaces, to step back into once the new ones are pinned: the
+        // thread exits anyway, but then it never lingers in a pod's namespaces while exiting.
+        let mut originals = Vec::new();
+        for (kind, _, _) in &self.pins {
+            let path = format!("/proc/thread-self/ns/{}", kind.proc_name());
+            let file = File::open(&path).map_err(err(format!("open {path}")))?;
+            originals.push((file, kind.flag()));
+        }
+        let flags = originals
             .iter()
-            .fold(CloneFlags::empty(), |f, (k, _, _)| f | k.flag());
+            .fold(CloneFlags::empty(), |f, (_, flag)| f | *flag);
         unshare(flags).map_err(|e| err("unshare namespaces".into())(e.into()))?;
+        let outcome = self.pin_current(&err);
+        for (file, flag) in &originals {
+            if let Err(e) = setns(file, *flag) {
+                tracing::debug!(pod = %self.pod, error = %e, "return to the original namespace failed; the thread exits anyway");
+            }
+        }
+        outcome
+    }
+
+    /// Sets the hostname, brings `lo` up and bind-mounts this thread's new namespaces.
+    fn pin_current<E>(&self, err: &impl Fn(String) -> E) -> Result<()>
+    where
+        E: FnOnce(io::Error) -> Error,
+    {
         if let Some(h) = &self.hostname {
             nix::unistd::sethostname(h)
                 .map_err(|e| err(format!("set hostname {h:?}"))(e.into()))?;
@@ -394,12 +415,22 @@ fn open_netns(netns: &Path) -> Result<File> {
     })
 }
 
-fn enter(netns: &Path, file: File) -> Result<()> {
-    setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| Error::EnterNetns {
+/// Runs `f` in the network namespace `file` on the current (throwaway) thread, then steps back
+/// into the thread's original netns so it never lingers in the pod's while exiting.
+fn in_netns<T>(netns: &Path, file: File, f: impl FnOnce() -> T) -> Result<T> {
+    let err = |step, source| Error::EnterNetns {
         path: netns.to_path_buf(),
-        step: "setns",
-        source: e.into(),
-    })
+        step,
+        source,
+    };
+    let original = File::open("/proc/thread-self/ns/net").map_err(|e| err("open own netns", e))?;
+    setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| err("setns", e.into()))?;
+    drop(file);
+    let out = f();
+    if let Err(e) = setns(&original, CloneFlags::CLONE_NEWNET) {
+        tracing::debug!(error = %e, "return to the original netns failed; the thread exits anyway");
+    }
+    Ok(out)
 }
 
 /// Runs `f` on a new thread inside the network namespace pinned at `netns`, and returns its
@@ -414,10 +445,7 @@ where
     thread::scope(|s| {
         let handle = thread::Builder::new()
             .name("crius-netns".into())
-            .spawn_scoped(s, move || {
-                enter(netns, file)?;
-                Ok(f())
-            })
+            .spawn_scoped(s, move || in_netns(netns, file, f))
             .map_err(|source| Error::EnterNetns {
                 path: netns.to_path_buf(),
                 step: "spawn thread",
@@ -446,7 +474,7 @@ where
     thread::Builder::new()
         .name("crius-netns".into())
         .spawn(move || {
-            let result = enter(&thread_path, file).map(|()| f());
+            let result = in_netns(&thread_path, file, f);
             let _ = tx.send(result);
         })
         .map_err(|source| Error::EnterNetns {
