@@ -166,14 +166,10 @@ impl CriLog {
     /// Replaces the log with a new empty file (write `path.tmp`, rename over `path`), as conmon
     /// does both on a reopen request and when `--log-size-max` is reached.
     pub fn truncate_reopen(&mut self) -> io::Result<()> {
-        if let Some(f) = self.file.take() {
-            if self.fsync {
-                let _ = f.sync_all();
-            }
-        }
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
+        // Open the new file first: if that fails, output keeps going to the old one.
         let f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -181,8 +177,15 @@ impl CriLog {
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC)
             .open(&tmp)?;
-        std::fs::rename(&tmp, &self.path)?;
-        self.file = Some(f);
+        if let Err(e) = std::fs::rename(&tmp, &self.path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        if let Some(old) = self.file.replace(f) {
+            if self.fsync {
+                let _ = old.sync_all();
+            }
+        }
         self.written = 0;
         Ok(())
     }
