@@ -87,6 +87,7 @@ pub fn container_namespaces(
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // table tests
 mod tests {
     use super::*;
     use k8s_cri::v1::UserNamespace;

@@ -176,6 +176,7 @@ pub fn stop_signal(image: Option<&ImageConfig>) -> Result<i32> {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // table tests
 mod tests {
     use super::*;
     use oci_spec::image::ConfigBuilder;

@@ -138,6 +138,7 @@ pub fn selinux_label(opts: Option<&SeLinuxOption>, host: &HostFeatures) -> Optio
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // table tests
 mod tests {
     use super::*;
 

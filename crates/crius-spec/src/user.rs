@@ -285,6 +285,7 @@ pub fn resolve_user(
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // table tests
 mod tests {
     use super::*;
     use k8s_cri::v1::Int64Value;

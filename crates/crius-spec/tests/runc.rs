@@ -1,0 +1,289 @@
+//! Runs specs built by crius-spec with the real runc, as root, in busybox bundles: the spec is
+//! accepted, capabilities and users come out as built, the RuntimeDefault seccomp profile
+//! blocks a syscall busybox can make, and a read-only rootfs refuses writes.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crius_spec::{
+    container_spec, daemon_capabilities, ContainerSpecInput, HostFeatures, PodFiles, PodNamespaces,
+};
+use k8s_cri::v1::security_profile::ProfileType;
+use k8s_cri::v1::{
+    ContainerConfig, ContainerMetadata, Int64Value, LinuxContainerConfig,
+    LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
+    NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata, SecurityProfile,
+};
+use oci_spec::image::ImageConfiguration;
+
+/// Deletes the runc container (its state lives under the test's own `--root`) and the cgroup
+/// parent directories it left, even when the test fails.
+struct Container {
+    id: String,
+    state_root: PathBuf,
+    cgroup_parent: String,
+    _dir: tempfile::TempDir,
+    bundle: PathBuf,
+}
+
+impl Container {
+    fn runc(&self) -> Command {
+        let mut c = Command::new("runc");
+        c.arg("--root").arg(&self.state_root);
+        c
+    }
+
+    /// `runc run` in the foreground; returns its output once the container exited.
+    fn run(&self) -> Output {
+        self.runc()
+            .args(["run", "--bundle"])
+            .arg(&self.bundle)
+            .arg(&self.id)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("spawn runc")
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.runc().args(["delete", "--force", &self.id]).output();
+        // Child cgroups first: runc removed the container's own; the parent is ours.
+        if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in entries.flatten() {
+                let _ =
+                    std::fs::remove_dir(e.path().join(self.cgroup_parent.trim_start_matches('/')));
+            }
+        }
+    }
+}
+
+fn sandbox(privileged: bool) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: "spec-test".into(),
+            uid: "uid".into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: "spec-test".into(),
+        linux: Some(LinuxPodSandboxConfig {
+            security_context: Some(LinuxSandboxSecurityContext {
+                privileged,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn container_config(script: &str, sc: LinuxContainerSecurityContext) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: "t".into(),
+            attempt: 0,
+        }),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        linux: Some(LinuxContainerConfig {
+            resources: None,
+            security_context: Some(LinuxContainerSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    pid: NamespaceMode::Container as i32,
+                    ..Default::default()
+                }),
+                ..sc
+            }),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Writes a busybox bundle whose config.json is the crius-spec spec for `config`.
+fn prepare(config: &ContainerConfig, privileged_pod: bool) -> Container {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = dir.path().join("bundle");
+    let rootfs = bundle.join("rootfs");
+    crius_testutil::write_busybox_rootfs(&rootfs).expect("rootfs");
+    let id = crius_testutil::unique_id("crius-spec");
+    let cgroup_parent = format!("/{}", crius_testutil::unique_id("crius-spec-test"));
+    let sandbox = sandbox(privileged_pod);
+    let image = ImageConfiguration::default();
+    let input = ContainerSpecInput {
+        container_id: &id,
+        sandbox_id: "sandbox",
+        config,
+        sandbox_config: &sandbox,
+        image: &image,
+        image_name: "busybox",
+        rootfs: &rootfs,
+        namespaces: PodNamespaces::default(),
+        target_pid_namespace: None,
+        pod_files: PodFiles::default(),
+        log_path: None,
+        cgroup_parent: cgroup_parent.clone(),
+        daemon_capabilities: daemon_capabilities().expect("daemon caps"),
+        daemon_oom_score_adj: std::fs::read_to_string("/proc/self/oom_score_adj")
+            .expect("oom_score_adj")
+            .trim()
+            .parse()
+            .expect("parse oom_score_adj"),
+        image_volumes: Vec::new(),
+        extra_annotations: HashMap::new(),
+        host: HostFeatures::detect(),
+    };
+    let built = container_spec(&input).expect("container spec");
+    crius_testutil::write_bundle_with(&bundle, &[], |spec| *spec = built.spec.clone())
+        .expect("bundle");
+    Container {
+        id,
+        state_root: dir.path().join("runc-state"),
+        cgroup_parent,
+        bundle,
+        _dir: dir,
+    }
+}
+
+fn run(config: &ContainerConfig, privileged_pod: bool) -> (String, String, Option<i32>) {
+    let c = prepare(config, privileged_pod);
+    let out = c.run();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
+}
+
+/// The `CapEff` mask of the default capability set (bits of CHOWN, DAC_OVERRIDE, FOWNER,
+/// FSETID, KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD,
+/// AUDIT_WRITE, SETFCAP).
+const DEFAULT_CAP_MASK: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 6)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 10)
+    | (1 << 13)
+    | (1 << 18)
+    | (1 << 27)
+    | (1 << 29)
+    | (1 << 31);
+
+fn cap_eff(stdout: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap_or_else(|| panic!("no CapEff line in {stdout:?}"));
+    u64::from_str_radix(line.trim(), 16).expect("hex")
+}
+
+fn host_cap_eff() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| u64::from_str_radix(v.trim(), 16).expect("hex"))
+            .expect(name)
+    };
+    field("CapEff:") & field("CapBnd:")
+}
+
+#[test]
+fn default_root_container_has_default_caps() {
+    let cfg = container_config(
+        "grep CapEff /proc/self/status; id",
+        LinuxContainerSecurityContext::default(),
+    );
+    let (out, err, code) = run(&cfg, false);
+    assert_eq!(code, Some(0), "stdout {out:?} stderr {err:?}");
+    assert_eq!(cap_eff(&out), DEFAULT_CAP_MASK, "{out}");
+    assert!(
+        out.contains("uid=0(root) gid=0(root) groups=0(root)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn non_root_user_with_groups_and_no_caps() {
+    let cfg = container_config(
+        "grep CapEff /proc/self/status; id",
+        LinuxContainerSecurityContext {
+            run_as_user: Some(Int64Value { value: 65534 }),
+            supplemental_groups: vec![1234],
+            ..Default::default()
+        },
+    );
+    let (out, err, code) = run(&cfg, false);
+    assert_eq!(code, Some(0), "stdout {out:?} stderr {err:?}");
+    assert_eq!(cap_eff(&out), 0, "{out}");
+    // setgroups(2) stores the list sorted, so 1234 comes before 65534.
+    assert!(
+        out.contains("uid=65534(nobody) gid=65534(nogroup) groups=1234,65534(nogroup)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn privileged_container_gets_exactly_the_daemon_caps() {
+    let cfg = container_config(
+        "grep CapEff /proc/self/status; ls /dev/null",
+        LinuxContainerSecurityContext {
+            privileged: true,
+            ..Default::default()
+        },
+    );
+    let (out, err, code) = run(&cfg, true);
+    assert_eq!(code, Some(0), "stdout {out:?} stderr {err:?}");
+    assert_eq!(cap_eff(&out), host_cap_eff(), "{out}");
+}
+
+#[test]
+fn runtime_default_seccomp_blocks_unshare() {
+    let script = "unshare -U true; echo rc=$?";
+    let profile = |t: ProfileType| LinuxContainerSecurityContext {
+        seccomp: Some(SecurityProfile {
+            profile_type: t as i32,
+            localhost_ref: String::new(),
+        }),
+        ..Default::default()
+    };
+    // Control: without a filter, creating a user namespace needs no capability.
+    let (out, err, code) = run(
+        &container_config(script, profile(ProfileType::Unconfined)),
+        false,
+    );
+    assert_eq!(code, Some(0), "stdout {out:?} stderr {err:?}");
+    assert!(out.contains("rc=0"), "unconfined: {out:?} {err:?}");
+
+    let (out, err, code) = run(
+        &container_config(script, profile(ProfileType::RuntimeDefault)),
+        false,
+    );
+    assert_eq!(code, Some(0), "stdout {out:?} stderr {err:?}");
+    assert!(out.contains("rc=1"), "runtime/default: {out:?} {err:?}");
+    assert!(err.contains("Operation not permitted"), "{err:?}");
+}
+
+#[test]
+fn readonly_rootfs_refuses_writes() {
+    let cfg = container_config(
+        "touch /newfile; echo rc=$?; touch /dev/shm/ok && echo shm-ok",
+        LinuxContainerSecurityContext {
+            readonly_rootfs: true,
+            ..Default::default()
+        },
+    );
+    let (out, err, code) = run(&cfg, false);
+    assert_eq!(code, Some(0), "stdout {out:?} stderr {err:?}");
+    assert!(out.contains("rc=1"), "{out:?}");
+    assert!(err.contains("Read-only file system"), "{err:?}");
+    assert!(
+        out.contains("shm-ok"),
+        "tmpfs /dev/shm stays writable: {out:?}"
+    );
+}
