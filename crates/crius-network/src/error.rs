@@ -40,6 +40,18 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// Connecting to an address inside a pod's network namespace failed (port-forward).
+    #[error("connect to {addr} in network namespace {netns}: {source}")]
+    Connect {
+        /// The pinned netns file.
+        netns: PathBuf,
+        /// The address inside the pod.
+        addr: std::net::SocketAddr,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+
     /// A worker thread panicked (the closure given to `run_in_netns`, or namespace setup).
     #[error("{what}: worker thread panicked")]
     ThreadPanicked {

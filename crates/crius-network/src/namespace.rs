@@ -486,3 +486,24 @@ where
         what: format!("run in netns {}", path.display()),
     })?
 }
+
+/// Connects to `addr` (e.g. `127.0.0.1:<port>` for a port-forward) from inside the network
+/// namespace pinned at `netns`, and returns the stream for use on the tokio runtime.
+pub async fn connect_tcp(
+    netns: &Path,
+    addr: std::net::SocketAddr,
+) -> Result<tokio::net::TcpStream> {
+    let connect_err = |source| Error::Connect {
+        netns: netns.to_path_buf(),
+        addr,
+        source,
+    };
+    let stream = run_in_netns(netns, move || {
+        let stream = std::net::TcpStream::connect(addr)?;
+        stream.set_nonblocking(true)?;
+        Ok::<_, io::Error>(stream)
+    })
+    .await?
+    .map_err(connect_err)?;
+    tokio::net::TcpStream::from_std(stream).map_err(connect_err)
+}

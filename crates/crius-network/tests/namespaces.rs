@@ -185,3 +185,42 @@ async fn failed_create_leaves_no_pin_behind() {
     assert!(!net.exists(), "net pin left behind");
     assert!(!mounted(&net));
 }
+
+#[tokio::test]
+async fn connect_tcp_reaches_a_listener_inside_the_pod_netns_only() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let d = Dirs::new();
+    let id = unique_id("ns-pf");
+    let which = NamespaceSet {
+        net: true,
+        ipc: false,
+        uts: false,
+    };
+    let net = namespace::create(&d.dirs, &id, which, None)
+        .await
+        .unwrap()
+        .net
+        .unwrap();
+    let listener = namespace::run_in_netns(&net, || TcpListener::bind("127.0.0.1:0"))
+        .await
+        .unwrap()
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(&buf.map(|b| b.to_ascii_uppercase())).unwrap();
+    });
+    let mut stream = namespace::connect_tcp(&net, addr).await.unwrap();
+    stream.write_all(b"ping").await.unwrap();
+    let mut reply = [0u8; 4];
+    stream.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"PING");
+    server.join().unwrap();
+    // The listener is gone now: refused, as an error naming the address.
+    let err = namespace::connect_tcp(&net, addr).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    namespace::remove(&d.dirs, &id).await.unwrap();
+}

@@ -347,10 +347,8 @@ impl Cni {
             .as_ref()
             .filter(|_| entry.del_takes_prev_result());
         let mut first_err = None;
-        for i in (0..=last.min(entry.plugins.len().saturating_sub(1))).rev() {
-            if entry.plugins.is_empty() {
-                break;
-            }
+        let count = entry.plugins.len().min(last.saturating_add(1));
+        for i in (0..count).rev() {
             let plugin = entry.plugin_type(i);
             let outcome = match self.find_plugin(&plugin) {
                 Some(binary) => {
