@@ -624,3 +624,48 @@ async fn older_cni_versions_and_single_plugin_conf_files_work() {
         assert!(net.bridge_ports().is_empty(), "{version}");
     }
 }
+
+#[tokio::test]
+async fn setup_cancelled_mid_chain_is_undone_by_teardown() {
+    let mut net = TestNet::new(8);
+    // A plugin that announces itself on a FIFO and then blocks: ADD is cancelled while bridge
+    // has already added the veth and the IP (as if the daemon died or timed out).
+    let plugins = net.tmp.path().join("plugins");
+    fs::create_dir_all(&plugins).unwrap();
+    let started = net.tmp.path().join("started.fifo");
+    let never = net.tmp.path().join("never.fifo");
+    for fifo in [&started, &never] {
+        nix::unistd::mkfifo(fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    }
+    let script = plugins.join("crius-hang");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = DEL ] && exit 0\necho started > {}\nread x < {}\n",
+            started.display(),
+            never.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    net.write_conflist(
+        "10-test.conflist",
+        &net.conflist(&[serde_json::json!({"type": "crius-hang"})]),
+    );
+    let cni = net.cni();
+    let pod = net.pod("cni-cancel", vec![]).await;
+    tokio::select! {
+        r = cni.setup(&pod) => panic!("setup finished: {r:?}"),
+        s = tokio::fs::read_to_string(&started) => assert_eq!(s.unwrap().trim(), "started"),
+    }
+    // Cancelled: the bridge's work is there, the cache knows about it, no status is claimed.
+    assert_eq!(net.bridge_ports().len(), 1);
+    assert_eq!(net.allocated_ips().len(), 1);
+    assert_eq!(cni.cached_status(&pod.id).await.unwrap(), None);
+
+    let cni = net.cni(); // as after a restart
+    cni.teardown(&pod.id).await.unwrap();
+    assert!(net.bridge_ports().is_empty(), "{:?}", net.bridge_ports());
+    assert!(net.allocated_ips().is_empty(), "{:?}", net.allocated_ips());
+    assert!(fs::read_dir(&net.opts.cache_dir).unwrap().next().is_none());
+}
