@@ -5,6 +5,8 @@
 //! - [`cni`]: load the CNI network config, run the plugin chain on pod setup/teardown (with an
 //!   on-disk result cache so teardown works after a daemon restart), and report network status.
 
+#![warn(missing_docs)]
+
 pub mod cni;
 mod error;
 pub mod namespace;
