@@ -2,7 +2,7 @@
 //!
 //! It accepts conmon 2.1's command line and speaks its file and pipe protocol, so the daemon can
 //! run it or Debian's `conmon` with the same arguments. One process per container: small,
-//! synchronous, no async runtime.
+//! synchronous, no async runtime. The protocol it implements is written down in PROTOCOL.md.
 
 #[macro_use]
 mod diag;
