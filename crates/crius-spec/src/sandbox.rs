@@ -80,6 +80,15 @@ pub fn sandbox_spec(input: &SandboxSpecInput<'_>) -> Result<Spec> {
         input.pause_binary,
         &["rbind", "rprivate", "ro", "nosuid", "nodev"],
     ));
+    for dir in &input.read_only_binds {
+        let dest = dir.to_string_lossy();
+        mounts.push(mount(
+            &dest,
+            "bind",
+            dir,
+            &["rbind", "rprivate", "ro", "nosuid", "nodev"],
+        ));
+    }
 
     let pod_ns = PodNamespaces {
         pid: None,
@@ -181,6 +190,7 @@ mod tests {
             config: cfg,
             pause_binary: Path::new("/usr/libexec/crius/pause"),
             pause_args: vec!["--quiet".into()],
+            read_only_binds: vec!["/usr/lib".into()],
             rootfs: Path::new("/var/lib/crius/infra-root"),
             namespaces: ns,
             cgroup_parent: "/kubepods/podu".into(),

@@ -160,6 +160,10 @@ pub struct SandboxSpecInput<'a> {
     pub pause_binary: &'a Path,
     /// Arguments after `/pause` (e.g. a subcommand when the binary is multi-call).
     pub pause_args: Vec<String>,
+    /// Host directories bind-mounted read-only at the same path (e.g. `/lib`, `/usr/lib` for
+    /// a dynamically linked pause binary). Mount points must exist in the rootfs or be
+    /// creatable by runc.
+    pub read_only_binds: Vec<PathBuf>,
     /// An (empty or minimal) directory used as the infra container's read-only rootfs.
     pub rootfs: &'a Path,
     /// The pod's network/IPC/UTS namespaces to join (`pid` is ignored: the infra container

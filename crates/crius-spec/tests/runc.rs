@@ -1,13 +1,15 @@
 //! Runs specs built by crius-spec with the real runc, as root, in busybox bundles: the spec is
 //! accepted, capabilities and users come out as built, the RuntimeDefault seccomp profile
 //! blocks a syscall busybox can make, and a read-only rootfs refuses writes.
+//! Set `CRIUS_SPEC_RUNTIME=crun` to run the same checks with crun.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use crius_spec::{
-    container_spec, daemon_capabilities, ContainerSpecInput, HostFeatures, PodFiles, PodNamespaces,
+    container_spec, daemon_capabilities, sandbox_spec, ContainerSpecInput, HostFeatures, PodFiles,
+    PodNamespaces, SandboxSpecInput,
 };
 use k8s_cri::v1::security_profile::ProfileType;
 use k8s_cri::v1::{
@@ -27,9 +29,14 @@ struct Container {
     bundle: PathBuf,
 }
 
+/// The OCI runtime binary: `runc`, or `$CRIUS_SPEC_RUNTIME` (e.g. `crun`) to check another.
+fn runtime() -> String {
+    std::env::var("CRIUS_SPEC_RUNTIME").unwrap_or_else(|_| "runc".to_string())
+}
+
 impl Container {
     fn runc(&self) -> Command {
-        let mut c = Command::new("runc");
+        let mut c = Command::new(runtime());
         c.arg("--root").arg(&self.state_root);
         c
     }
@@ -100,6 +107,14 @@ fn container_config(script: &str, sc: LinuxContainerSecurityContext) -> Containe
     }
 }
 
+fn own_oom_score_adj() -> i32 {
+    std::fs::read_to_string("/proc/self/oom_score_adj")
+        .expect("oom_score_adj")
+        .trim()
+        .parse()
+        .expect("parse oom_score_adj")
+}
+
 /// Writes a busybox bundle whose config.json is the crius-spec spec for `config`.
 fn prepare(config: &ContainerConfig, privileged_pod: bool) -> Container {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -124,11 +139,7 @@ fn prepare(config: &ContainerConfig, privileged_pod: bool) -> Container {
         log_path: None,
         cgroup_parent: cgroup_parent.clone(),
         daemon_capabilities: daemon_capabilities().expect("daemon caps"),
-        daemon_oom_score_adj: std::fs::read_to_string("/proc/self/oom_score_adj")
-            .expect("oom_score_adj")
-            .trim()
-            .parse()
-            .expect("parse oom_score_adj"),
+        daemon_oom_score_adj: own_oom_score_adj(),
         image_volumes: Vec::new(),
         extra_annotations: HashMap::new(),
         host: HostFeatures::detect(),
@@ -286,4 +297,59 @@ fn readonly_rootfs_refuses_writes() {
         out.contains("shm-ok"),
         "tmpfs /dev/shm stays writable: {out:?}"
     );
+}
+
+#[test]
+fn sandbox_spec_runs_pause_confined() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = dir.path().join("bundle");
+    let rootfs = bundle.join("rootfs");
+    crius_testutil::write_busybox_rootfs(&rootfs).expect("rootfs");
+    // The "pause binary": a script run by the busybox rootfs's /bin/sh.
+    let pause = dir.path().join("pause.sh");
+    std::fs::write(
+        &pause,
+        "#!/bin/sh\nid\ngrep CapEff /proc/self/status\necho pid=$$\ntouch /x; echo rc=$?\n",
+    )
+    .expect("write pause");
+    std::fs::set_permissions(&pause, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let id = crius_testutil::unique_id("crius-spec-sb");
+    let cgroup_parent = format!("/{}", crius_testutil::unique_id("crius-spec-test"));
+    let cfg = sandbox(false);
+    let input = SandboxSpecInput {
+        sandbox_id: &id,
+        config: &cfg,
+        pause_binary: &pause,
+        pause_args: Vec::new(),
+        read_only_binds: Vec::new(),
+        rootfs: &rootfs,
+        namespaces: PodNamespaces::default(),
+        cgroup_parent: cgroup_parent.clone(),
+        daemon_oom_score_adj: own_oom_score_adj(),
+        extra_annotations: HashMap::new(),
+    };
+    let spec = sandbox_spec(&input).expect("sandbox spec");
+    crius_testutil::write_bundle_with(&bundle, &[], |s| *s = spec.clone()).expect("bundle");
+    let c = Container {
+        id,
+        state_root: dir.path().join("runc-state"),
+        cgroup_parent,
+        bundle,
+        _dir: dir,
+    };
+    let out = c.run();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout {stdout:?} stderr {stderr:?}"
+    );
+    assert!(stdout.contains("uid=65535 gid=65535"), "{stdout}");
+    assert_eq!(cap_eff(&stdout), 0, "{stdout}");
+    assert!(stdout.contains("pid=1\n"), "new PID namespace: {stdout}");
+    assert!(stdout.contains("rc=1"), "read-only rootfs: {stdout}");
 }
