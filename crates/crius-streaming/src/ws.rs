@@ -1,0 +1,262 @@
+//! WebSocket transport: the channel mux of the remotecommand protocols (first byte of each
+//! binary message is the channel) and a byte-stream adapter for SPDY tunnelled in WebSocket.
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::backend::Backend;
+use crate::remotecommand::{self, Channels, Options, OutSink, Session, Version};
+use crate::spdy::Gone;
+
+/// Channel numbers of the remotecommand WebSocket protocols.
+pub(crate) mod channel {
+    /// Client to server: stdin.
+    pub(crate) const STDIN: u8 = 0;
+    /// Server to client: stdout.
+    pub(crate) const STDOUT: u8 = 1;
+    /// Server to client: stderr.
+    pub(crate) const STDERR: u8 = 2;
+    /// Server to client: error / status.
+    pub(crate) const ERROR: u8 = 3;
+    /// Client to server: terminal size (JSON).
+    pub(crate) const RESIZE: u8 = 4;
+    /// v5: "close channel N" (payload: one byte, N).
+    pub(crate) const CLOSE: u8 = 255;
+}
+
+/// Remotecommand protocols offered over WebSocket.
+pub(crate) const WS_VERSIONS: [Version; 2] = [Version::V5, Version::V4];
+
+/// Builds the binary message for `data` on `ch`.
+pub(crate) fn encode_channel_message(ch: u8, data: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(data.len() + 1);
+    msg.push(ch);
+    msg.extend_from_slice(data);
+    msg
+}
+
+/// What one incoming binary message means.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Incoming<'a> {
+    /// Data for a channel.
+    Data(u8, &'a [u8]),
+    /// v5: the client closed a channel.
+    Close(u8),
+    /// Empty or malformed message.
+    Ignore,
+}
+
+/// Splits an incoming binary message into channel and payload.
+pub(crate) fn decode_channel_message(version: Version, msg: &[u8]) -> Incoming<'_> {
+    match msg {
+        [] => Incoming::Ignore,
+        [channel::CLOSE, ch, ..] if version >= Version::V5 => Incoming::Close(*ch),
+        [channel::CLOSE] if version >= Version::V5 => Incoming::Ignore,
+        [ch, data @ ..] => Incoming::Data(*ch, data),
+    }
+}
+
+/// Sends data on one channel of the shared WebSocket writer.
+pub(crate) struct ChannelSender {
+    channel: u8,
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+impl ChannelSender {
+    /// Sends `data` as one binary message on this channel.
+    pub(crate) async fn send(&mut self, data: &[u8]) -> Result<(), Gone> {
+        self.tx
+            .send(encode_channel_message(self.channel, data))
+            .await
+            .map_err(|_| Gone)
+    }
+}
+
+/// Runs an exec/attach session over an accepted WebSocket.
+pub(crate) async fn serve_remotecommand<S, B>(
+    ws: WebSocketStream<S>,
+    backend: &B,
+    session: Session,
+    version: Version,
+    opts: Options,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    B: Backend,
+{
+    let (mut sink, mut stream) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(32);
+    let (gone_tx, gone) = watch::channel(false);
+
+    let (stdin_tx, stdin_rx) = mpsc::channel(16);
+    let (resize_tx, resize_rx) = mpsc::channel(4);
+    let mut stdin_tx = opts.stdin.then_some(stdin_tx);
+    let mut resize_tx = opts.tty.then_some(resize_tx);
+    let sender = |ch: u8| {
+        OutSink::Ws(ChannelSender {
+            channel: ch,
+            tx: out_tx.clone(),
+        })
+    };
+    let channels = Channels {
+        stdin: opts.stdin.then_some(stdin_rx),
+        resize: opts.tty.then_some(resize_rx),
+        stdout: opts.stdout.then(|| sender(channel::STDOUT)),
+        stderr: (opts.stderr && !opts.tty).then(|| sender(channel::STDERR)),
+        error: sender(channel::ERROR),
+    };
+    drop(out_tx);
+
+    // Reader: route client messages to stdin and resize until the client closes.
+    let reader = async move {
+        while let Some(msg) = stream.next().await {
+            let data = match msg {
+                Ok(Message::Binary(data)) => data,
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => continue,
+            };
+            match decode_channel_message(version, &data) {
+                Incoming::Data(channel::STDIN, d) if !d.is_empty() => {
+                    if let Some(tx) = &stdin_tx {
+                        if tx.send(d.to_vec()).await.is_err() {
+                            stdin_tx = None;
+                        }
+                    }
+                }
+                Incoming::Data(channel::RESIZE, d) if !d.is_empty() => {
+                    if let Some(tx) = &resize_tx {
+                        if tx.send(d.to_vec()).await.is_err() {
+                            resize_tx = None;
+                        }
+                    }
+                }
+                Incoming::Close(channel::STDIN) => stdin_tx = None,
+                Incoming::Close(channel::RESIZE) => resize_tx = None,
+                _ => {}
+            }
+        }
+        gone_tx.send_replace(true);
+    };
+    // Writer: send channel messages; once every channel is done, close the WebSocket.
+    let writer = async move {
+        while let Some(msg) = out_rx.recv().await {
+            if sink.send(Message::Binary(msg.into())).await.is_err() {
+                return;
+            }
+        }
+        let close = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let _ = sink.send(Message::Close(Some(close))).await;
+        let _ = sink.close().await;
+    };
+    let reader = tokio::spawn(reader);
+    let writer = tokio::spawn(writer);
+    let reader = AbortGuard(reader);
+    remotecommand::run(backend, session, version, opts.tty, channels, gone).await;
+    // The session dropped its senders: the writer closes the WebSocket.
+    let _ = writer.await;
+    drop(reader);
+}
+
+struct AbortGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A WebSocket carrying a plain byte stream in binary messages (client-go's SPDY tunnel).
+pub(crate) struct WsTunnel<S> {
+    ws: WebSocketStream<S>,
+    pending: Vec<u8>,
+    pos: usize,
+    eof: bool,
+}
+
+impl<S> WsTunnel<S> {
+    pub(crate) fn new(ws: WebSocketStream<S>) -> Self {
+        Self {
+            ws,
+            pending: Vec::new(),
+            pos: 0,
+            eof: false,
+        }
+    }
+}
+
+fn io_err(e: tokio_tungstenite::tungstenite::Error) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+impl<S> AsyncRead for WsTunnel<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            if self.pos < self.pending.len() {
+                let n = buf.remaining().min(self.pending.len() - self.pos);
+                let pos = self.pos;
+                buf.put_slice(&self.pending[pos..pos + n]);
+                self.pos += n;
+                return Poll::Ready(Ok(()));
+            }
+            if self.eof {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(self.ws.poll_next_unpin(cx)) {
+                Some(Ok(Message::Binary(data))) => {
+                    self.pending = data.to_vec();
+                    self.pos = 0;
+                }
+                Some(Ok(Message::Close(_))) | None => self.eof = true,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Poll::Ready(Err(io_err(e))),
+            }
+        }
+    }
+}
+
+impl<S> AsyncWrite for WsTunnel<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        ready!(self.ws.poll_ready_unpin(cx)).map_err(io_err)?;
+        self.ws
+            .start_send_unpin(Message::Binary(buf.to_vec().into()))
+            .map_err(io_err)?;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.ws.poll_flush_unpin(cx).map_err(io_err)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match ready!(self.ws.poll_close_unpin(cx)) {
+            Ok(()) | Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed) => {
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => Poll::Ready(Err(io_err(e))),
+        }
+    }
+}
