@@ -794,11 +794,22 @@ fn case_failed_create(rt: &str) {
     );
 }
 
-/// Starts a long-running container for exec tests.
+/// Starts a long-running container for exec tests; checks it inherited only stdio.
 fn running(rt: &str, prefix: &str) -> Fixture {
     let mut f = Fixture::new(rt, prefix, &["sleep", "600"], |_| {});
-    let _ = f.create(&[]);
+    let (pid, _) = f.create(&[]);
     f.start();
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("container fds")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut fds = fds;
+    fds.sort();
+    assert_eq!(
+        fds,
+        ["0", "1", "2"],
+        "the container inherits no descriptor but stdio"
+    );
     f
 }
 
