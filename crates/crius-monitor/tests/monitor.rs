@@ -794,23 +794,26 @@ fn case_failed_create(rt: &str) {
     );
 }
 
-/// Starts a long-running container for exec tests; checks it inherited only stdio.
+/// Starts a long-running container for exec tests.
 fn running(rt: &str, prefix: &str) -> Fixture {
     let mut f = Fixture::new(rt, prefix, &["sleep", "600"], |_| {});
-    let (pid, _) = f.create(&[]);
+    let _ = f.create(&[]);
     f.start();
-    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("container fds")
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    let mut fds = fds;
-    fds.sort();
+    f
+}
+
+fn case_no_fd_leak(rt: &str) {
+    // The shell lists its own descriptors: what the container process inherited.
+    let mut f = Fixture::new(rt, "fds", &["sh", "-c", "ls /proc/$$/fd; true"], |_| {});
+    let _ = f.create(&["-i"]);
+    f.start();
+    f.wait_monitor();
+    assert_eq!(f.exit_file(), "0");
+    let listed = stream_text(&parse_log(&f.p("ctr.log")), "stdout");
     assert_eq!(
-        fds,
-        ["0", "1", "2"],
+        listed, "0\n1\n2\n",
         "the container inherits no descriptor but stdio"
     );
-    f
 }
 
 fn exec_args(f: &Fixture, cmd: &[&str], extra: &[&str]) -> Vec<String> {
@@ -892,6 +895,7 @@ per_runtime!(
     case_reopen_and_attach,
     case_stdin_through_attach,
     case_terminal_resize,
+    case_no_fd_leak,
     case_outlives_launcher,
     case_oom,
     case_failed_create,
