@@ -9,7 +9,8 @@
 //! - [`container_spec`] for CreateContainer,
 //! - [`sandbox_spec`] for a pod's infra (pause) container,
 //! - [`linux_resources`] for UpdateContainerResources,
-//! - [`daemon_capabilities`], [`HostFeatures::detect`], [`uncovered_image_volumes`] to gather
+//! - [`daemon_capabilities`], [`own_oom_score_adj`], [`HostFeatures::detect`],
+//!   [`uncovered_image_volumes`] to gather
 //!   the inputs.
 //!
 //! Errors are [`SpecError`]; [`SpecError::is_invalid_argument`] tells which are the request's
@@ -40,7 +41,7 @@ pub use devices::host_devices;
 pub use error::{Result, SpecError};
 pub use mounts::{clean_container_path, uncovered_image_volumes};
 pub use process::{parse_signal, DEFAULT_PATH};
-pub use resources::{linux_resources, oom_score_adj};
+pub use resources::{linux_resources, oom_score_adj, own_oom_score_adj};
 pub use sandbox::{sandbox_spec, PAUSE_ID, PAUSE_PATH};
 pub use seccomp::{
     default_profile as default_seccomp_profile, load_profile as load_seccomp_profile,

@@ -187,6 +187,17 @@ pub fn oom_score_adj(requested: i64, daemon: i32) -> Result<i32> {
     Ok((requested as i32).max(daemon))
 }
 
+/// The calling process's own `oom_score_adj` (from `/proc/self/oom_score_adj`).
+pub fn own_oom_score_adj() -> std::io::Result<i32> {
+    let text = std::fs::read_to_string("/proc/self/oom_score_adj")?;
+    text.trim().parse().map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("/proc/self/oom_score_adj: {text:?}: {e}"),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +337,11 @@ mod tests {
         assert_eq!(oom_score_adj(0, 200).expect("raise"), 200);
         assert!(oom_score_adj(1001, 0).is_err());
         assert!(oom_score_adj(-1001, 0).is_err());
+    }
+
+    #[test]
+    fn own_oom_reads_proc() {
+        let v = own_oom_score_adj().expect("read");
+        assert!((-1000..=1000).contains(&v));
     }
 }

@@ -542,9 +542,113 @@ pub fn default_profile(caps: &Capabilities) -> LinuxSeccomp {
     profile
 }
 
-/// Loads a localhost profile (OCI `LinuxSeccomp` JSON, or the Docker profile format which has
-/// the same fields). Missing or unparsable → error naming the file.
-pub fn load_profile(path: &Path) -> Result<LinuxSeccomp> {
+/// The architecture name Docker-format profiles use in `includes`/`excludes` (Go's GOARCH).
+fn host_goarch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+fn arch_json_name(a: &Arch) -> Option<String> {
+    serde_json::to_value(a)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+}
+
+/// Does a Docker-format `includes`/`excludes` condition hold for this container?
+/// (`caps`: all listed capabilities held; `arches`: the host is one of them; `minKernel` is
+/// assumed satisfied.)
+fn condition_holds(cond: &serde_json::Value, caps: &Capabilities, all_caps_needed: bool) -> bool {
+    let mut checks = Vec::new();
+    if let Some(list) = cond.get("caps").and_then(|c| c.as_array()) {
+        let held = |n: &serde_json::Value| {
+            n.as_str()
+                .and_then(|n| crate::caps::parse_capability(n).ok())
+                .map(|c| caps.contains(&c))
+                .unwrap_or(false)
+        };
+        if !list.is_empty() {
+            checks.push(if all_caps_needed {
+                list.iter().all(held)
+            } else {
+                list.iter().any(held)
+            });
+        }
+    }
+    if let Some(list) = cond.get("arches").and_then(|c| c.as_array()) {
+        if !list.is_empty() {
+            checks.push(list.iter().any(|a| a.as_str() == Some(host_goarch())));
+        }
+    }
+    if all_caps_needed {
+        checks.iter().all(|c| *c)
+    } else {
+        checks.iter().any(|c| *c)
+    }
+}
+
+/// Rewrites a Docker-format profile (singular `name`, `archMap`, `includes`/`excludes`,
+/// `comment`) into the OCI form, evaluating the conditions for `caps` and the host.
+fn normalize_profile(v: &mut serde_json::Value, caps: &Capabilities) {
+    let Some(obj) = v.as_object_mut() else { return };
+    if !obj.contains_key("architectures") {
+        let primary: Vec<String> = host_architectures()
+            .iter()
+            .filter_map(arch_json_name)
+            .collect();
+        let mapped = obj
+            .get("archMap")
+            .and_then(|m| m.as_array())
+            .and_then(|entries| {
+                entries.iter().find(|e| {
+                    e.get("architecture").and_then(|a| a.as_str())
+                        == primary.first().map(String::as_str)
+                })
+            });
+        if let Some(entry) = mapped {
+            let mut arches = vec![entry["architecture"].clone()];
+            if let Some(sub) = entry.get("subArchitectures").and_then(|s| s.as_array()) {
+                arches.extend(sub.iter().cloned());
+            }
+            obj.insert("architectures".into(), serde_json::Value::Array(arches));
+        }
+    }
+    obj.remove("archMap");
+    if let Some(rules) = obj.get_mut("syscalls").and_then(|s| s.as_array_mut()) {
+        rules.retain(|r| {
+            let included = r
+                .get("includes")
+                .map(|c| condition_holds(c, caps, true))
+                .unwrap_or(true);
+            let excluded = r
+                .get("excludes")
+                .map(|c| condition_holds(c, caps, false))
+                .unwrap_or(false);
+            included && !excluded
+        });
+        for r in rules.iter_mut() {
+            let Some(rule) = r.as_object_mut() else {
+                continue;
+            };
+            if !rule.contains_key("names") {
+                if let Some(name) = rule.remove("name") {
+                    rule.insert("names".into(), serde_json::Value::Array(vec![name]));
+                }
+            }
+            for k in ["includes", "excludes", "comment", "name"] {
+                rule.remove(k);
+            }
+        }
+    }
+}
+
+/// Loads a localhost profile: OCI `LinuxSeccomp` JSON, or the Docker profile format (whose
+/// `includes`/`excludes` conditions are evaluated against `caps`, the container's bounding
+/// set). Missing or unparsable → error naming the file.
+pub fn load_profile(path: &Path, caps: &Capabilities) -> Result<LinuxSeccomp> {
     let profile = || path.display().to_string();
     if !path.is_absolute() {
         return Err(SpecError::Seccomp {
@@ -556,7 +660,13 @@ pub fn load_profile(path: &Path) -> Result<LinuxSeccomp> {
         profile: profile(),
         reason: format!("read: {e}"),
     })?;
-    serde_json::from_slice::<LinuxSeccomp>(&bytes).map_err(|e| SpecError::Seccomp {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| SpecError::Seccomp {
+            profile: profile(),
+            reason: format!("parse: {e}"),
+        })?;
+    normalize_profile(&mut value, caps);
+    serde_json::from_value::<LinuxSeccomp>(value).map_err(|e| SpecError::Seccomp {
         profile: profile(),
         reason: format!("parse: {e}"),
     })
@@ -620,7 +730,7 @@ pub fn container_seccomp(
     match seccomp_choice(typed, legacy)? {
         SeccompChoice::Unconfined => Ok(None),
         SeccompChoice::RuntimeDefault => Ok(Some(default_profile(caps))),
-        SeccompChoice::Localhost(path) => load_profile(Path::new(&path)).map(Some),
+        SeccompChoice::Localhost(path) => load_profile(Path::new(&path), caps).map(Some),
     }
 }
 
@@ -794,7 +904,7 @@ mod tests {
             r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
         )
         .expect("write");
-        let p = load_profile(&good).expect("load");
+        let p = load_profile(&good, &Capabilities::new()).expect("load");
         assert_eq!(p.default_action(), LinuxSeccompAction::ScmpActAllow);
         assert_eq!(
             p.syscalls().as_ref().expect("sys")[0].names(),
@@ -805,7 +915,7 @@ mod tests {
         std::fs::write(&bad, "{not json").expect("write");
         let missing = dir.path().join("missing.json");
         for path in [&bad, &missing] {
-            match load_profile(path) {
+            match load_profile(path, &Capabilities::new()) {
                 Err(e @ SpecError::Seccomp { .. }) => {
                     assert!(e.to_string().contains(&path.display().to_string()), "{e}");
                     assert!(e.is_invalid_argument());
@@ -813,7 +923,7 @@ mod tests {
                 other => panic!("expected a seccomp error, got {other:?}"),
             }
         }
-        assert!(load_profile(Path::new("relative.json")).is_err());
+        assert!(load_profile(Path::new("relative.json"), &Capabilities::new()).is_err());
 
         let typed = SecurityProfile {
             profile_type: ProfileType::Localhost as i32,
@@ -829,5 +939,63 @@ mod tests {
                 .expect("priv")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn docker_format_profiles() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("docker.json");
+        let arch = host_architectures()
+            .first()
+            .and_then(arch_json_name)
+            .expect("arch name");
+        let profile = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 1,
+            "archMap": [
+                {"architecture": arch, "subArchitectures": ["SCMP_ARCH_X86"]},
+                {"architecture": "SCMP_ARCH_S390X", "subArchitectures": []}
+            ],
+            "syscalls": [
+                {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW", "comment": "basics"},
+                {"name": "getpid", "action": "SCMP_ACT_ALLOW"},
+                {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+                {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_SYS_PTRACE"]}},
+                {"names": ["arch_only"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": [host_goarch()]}},
+                {"names": ["other_arch"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["s390x"]}}
+            ]
+        });
+        std::fs::write(&path, profile.to_string()).expect("write");
+        let names = |caps: &Capabilities| -> Vec<String> {
+            load_profile(&path, caps)
+                .expect("load")
+                .syscalls()
+                .clone()
+                .expect("rules")
+                .iter()
+                .flat_map(|r| r.names().clone())
+                .collect()
+        };
+        let none = Capabilities::new();
+        assert_eq!(
+            names(&none),
+            ["read", "write", "getpid", "ptrace", "arch_only"]
+        );
+        let admin: Capabilities = [Capability::SysAdmin, Capability::SysPtrace]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            names(&admin),
+            ["read", "write", "getpid", "mount", "arch_only"]
+        );
+        let p = load_profile(&path, &none).expect("load");
+        let archs: Vec<String> = p
+            .architectures()
+            .clone()
+            .expect("archs")
+            .iter()
+            .filter_map(arch_json_name)
+            .collect();
+        assert_eq!(archs, [arch, "SCMP_ARCH_X86".to_string()]);
     }
 }

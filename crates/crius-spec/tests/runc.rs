@@ -107,14 +107,6 @@ fn container_config(script: &str, sc: LinuxContainerSecurityContext) -> Containe
     }
 }
 
-fn own_oom_score_adj() -> i32 {
-    std::fs::read_to_string("/proc/self/oom_score_adj")
-        .expect("oom_score_adj")
-        .trim()
-        .parse()
-        .expect("parse oom_score_adj")
-}
-
 /// Writes a busybox bundle whose config.json is the crius-spec spec for `config`.
 fn prepare(config: &ContainerConfig, privileged_pod: bool) -> Container {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -139,7 +131,7 @@ fn prepare(config: &ContainerConfig, privileged_pod: bool) -> Container {
         log_path: None,
         cgroup_parent: cgroup_parent.clone(),
         daemon_capabilities: daemon_capabilities().expect("daemon caps"),
-        daemon_oom_score_adj: own_oom_score_adj(),
+        daemon_oom_score_adj: crius_spec::own_oom_score_adj().expect("oom_score_adj"),
         image_volumes: Vec::new(),
         extra_annotations: HashMap::new(),
         host: HostFeatures::detect(),
@@ -326,7 +318,7 @@ fn sandbox_spec_runs_pause_confined() {
         rootfs: &rootfs,
         namespaces: PodNamespaces::default(),
         cgroup_parent: cgroup_parent.clone(),
-        daemon_oom_score_adj: own_oom_score_adj(),
+        daemon_oom_score_adj: crius_spec::own_oom_score_adj().expect("oom_score_adj"),
         extra_annotations: HashMap::new(),
     };
     let spec = sandbox_spec(&input).expect("sandbox spec");
