@@ -255,7 +255,11 @@ impl ImageService {
 
         let id = resolved.config.digest.clone();
         let size = resolved.config.size.max(0) as u64
-            + resolved.layers.iter().map(|l| l.size.max(0) as u64).sum::<u64>();
+            + resolved
+                .layers
+                .iter()
+                .map(|l| l.size.max(0) as u64)
+                .sum::<u64>();
         let repo_tag = r.repo_tag();
         let repo_digest = r.repo_digest(&resolved.top_digest);
         let manifests: Vec<String> = resolved.manifests.iter().map(|(d, _)| d.clone()).collect();
@@ -266,7 +270,10 @@ impl ImageService {
             let inner = &this.inner;
             let mut st = inner.lock();
             // Blobs are written under the lock so a concurrent GC cannot drop them.
-            for (d, data) in blobs.iter().chain(std::iter::once(&(id.clone(), config_bytes))) {
+            for (d, data) in blobs
+                .iter()
+                .chain(std::iter::once(&(id.clone(), config_bytes)))
+            {
                 let p = paths.blob(d);
                 if !p.exists() {
                     store::write_atomic(&p, data)?;
@@ -343,9 +350,12 @@ impl ImageService {
         let tmp = tempfile::Builder::new()
             .prefix("layer-")
             .tempdir_in(inner.paths.tmp())
-            .map_err(|e| Failure::Other(ImageError::io("create temp dir in", inner.paths.tmp(), e)))?;
+            .map_err(|e| {
+                Failure::Other(ImageError::io("create temp dir in", inner.paths.tmp(), e))
+            })?;
         let diff = tmp.path().join("diff");
-        std::fs::create_dir(&diff).map_err(|e| Failure::Other(ImageError::io("create", &diff, e)))?;
+        std::fs::create_dir(&diff)
+            .map_err(|e| Failure::Other(ImageError::io("create", &diff, e)))?;
         let stats = pull::fetch_and_unpack_layer(client, oref, desc, diff_id, &diff, r).await;
         let stats = match stats {
             Ok(s) => s,
@@ -364,7 +374,8 @@ impl ImageService {
             unpacked_bytes: stats.bytes,
             inodes: stats.inodes,
         };
-        let json = serde_json::to_vec_pretty(&rec).map_err(|e| Failure::Other(ImageError::Internal(e.to_string())))?;
+        let json = serde_json::to_vec_pretty(&rec)
+            .map_err(|e| Failure::Other(ImageError::Internal(e.to_string())))?;
         store::write_atomic(&tmp.path().join("layer.json"), &json).map_err(Failure::Other)?;
         let dest = inner.paths.layer(chain);
         let kept = tmp.keep();
@@ -575,7 +586,9 @@ fn disk_usage(root: &Path) -> Result<(u64, u64)> {
     let mut inodes = 0u64;
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for ent in rd.flatten() {
             let Ok(m) = ent.metadata() else { continue };
             if m.dev() != dev {

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bytes_shim::Bytes;
 use futures::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
@@ -21,9 +20,8 @@ use crate::registries::Endpoint;
 use crate::types::RegistryAuth;
 use crate::unpack::{unpack_layer, UnpackStats};
 
-mod bytes_shim {
-    pub type Bytes = Vec<u8>;
-}
+/// A downloaded chunk handed to the unpacker.
+type Bytes = Vec<u8>;
 
 const MEDIA_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -148,9 +146,9 @@ pub(crate) fn classify(e: OciDistributionError) -> Failure {
             Failure::Unreachable(msg)
         }
         OciDistributionError::UnauthorizedError { .. } => Failure::Unauthorized(e.to_string()),
-        OciDistributionError::ServerError { code: 401 | 403, .. } => {
-            Failure::Unauthorized(e.to_string())
-        }
+        OciDistributionError::ServerError {
+            code: 401 | 403, ..
+        } => Failure::Unauthorized(e.to_string()),
         OciDistributionError::ServerError { code: 404, .. } => Failure::NotFound(e.to_string()),
         OciDistributionError::ImageManifestNotFoundError(_) => Failure::NotFound(e.to_string()),
         OciDistributionError::RegistryError { envelope, .. } => {
@@ -418,11 +416,12 @@ pub(crate) fn decompress_and_unpack<R: Read>(
     let decoded: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(br))
     } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        let d = zstd::stream::read::Decoder::with_buffer(br).map_err(|e| ImageError::HostileLayer {
-            layer: layer.to_string(),
-            entry: String::new(),
-            reason: format!("zstd: {e}"),
-        })?;
+        let d =
+            zstd::stream::read::Decoder::with_buffer(br).map_err(|e| ImageError::HostileLayer {
+                layer: layer.to_string(),
+                entry: String::new(),
+                reason: format!("zstd: {e}"),
+            })?;
         Box::new(d)
     } else {
         Box::new(br)
@@ -438,7 +437,10 @@ pub(crate) fn decompress_and_unpack<R: Read>(
         entry: String::new(),
         reason: format!("read after end of archive: {e}"),
     })?;
-    Ok((format!("sha256:{}", hex::encode(hr.hasher.finalize())), stats))
+    Ok((
+        format!("sha256:{}", hex::encode(hr.hasher.finalize())),
+        stats,
+    ))
 }
 
 /// Downloads layer `desc` and unpacks it into `dest` (an empty dir) while it streams in.

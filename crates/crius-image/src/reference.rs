@@ -142,7 +142,11 @@ pub(crate) fn validate_digest(d: &str) -> std::result::Result<(), String> {
         "sha512" => 128,
         other => return Err(format!("unsupported digest algorithm {other:?}")),
     };
-    if hex.len() != len || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.len() != len
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(format!("digest {d:?} is not {len} lowercase hex digits"));
     }
     Ok(())
@@ -161,7 +165,10 @@ mod tests {
             ("busybox:1.36", "docker.io/library/busybox:1.36"),
             ("library/busybox", "docker.io/library/busybox:latest"),
             ("docker.io/busybox", "docker.io/library/busybox:latest"),
-            ("index.docker.io/library/busybox", "docker.io/library/busybox:latest"),
+            (
+                "index.docker.io/library/busybox",
+                "docker.io/library/busybox:latest",
+            ),
             ("quay.io/foo/bar", "quay.io/foo/bar:latest"),
             ("localhost/foo", "localhost/foo:latest"),
             ("127.0.0.1:5000/pause:3.9", "127.0.0.1:5000/pause:3.9"),
@@ -185,10 +192,7 @@ mod tests {
         assert_eq!(r.tag.as_deref(), Some("1"));
         assert_eq!(r.digest.as_deref(), Some(D));
         assert_eq!(r.tag_or_digest(), D);
-        assert_eq!(
-            r.repo_digest(D),
-            format!("docker.io/library/busybox@{D}")
-        );
+        assert_eq!(r.repo_digest(D), format!("docker.io/library/busybox@{D}"));
     }
 
     #[test]

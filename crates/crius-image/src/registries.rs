@@ -265,7 +265,12 @@ blocked = true
             eps(&c, "registry.k8s.io/pause:3.9"),
             vec![
                 ("127.0.0.1:5000".into(), "pause".into(), true, true),
-                ("mirror.example:5001".into(), "k8s/pause".into(), false, true),
+                (
+                    "mirror.example:5001".into(),
+                    "k8s/pause".into(),
+                    false,
+                    true
+                ),
                 ("registry.k8s.io".into(), "pause".into(), false, false),
             ]
         );
@@ -276,7 +281,12 @@ blocked = true
         let c = RegistriesConf::parse(CONF).unwrap();
         assert_eq!(
             eps(&c, "busybox"),
-            vec![("127.0.0.1:5000".into(), "library/busybox".into(), true, false)]
+            vec![(
+                "127.0.0.1:5000".into(),
+                "library/busybox".into(),
+                true,
+                false
+            )]
         );
         assert_eq!(
             eps(&c, "docker.io/special/repo:1"),
@@ -285,7 +295,12 @@ blocked = true
         // "docker.io/special/repository" must not match the "docker.io/special/repo" prefix.
         assert_eq!(
             eps(&c, "docker.io/special/repository:1"),
-            vec![("127.0.0.1:5000".into(), "special/repository".into(), true, false)]
+            vec![(
+                "127.0.0.1:5000".into(),
+                "special/repository".into(),
+                true,
+                false
+            )]
         );
         assert_eq!(
             eps(&c, "quay.io/a/b"),
@@ -298,7 +313,10 @@ blocked = true
     fn blocked_is_refused() {
         let c = RegistriesConf::parse(CONF).unwrap();
         let r = ImageReference::parse("blocked.example/a:1").unwrap();
-        assert!(matches!(c.endpoints(&r), Err(ImageError::InvalidReference { .. })));
+        assert!(matches!(
+            c.endpoints(&r),
+            Err(ImageError::InvalidReference { .. })
+        ));
     }
 
     #[test]

@@ -82,13 +82,17 @@ fn ensure_short_link(paths: &Paths, chain_id: &str) -> std::io::Result<PathBuf> 
 
 /// Mounts the overlay of `c` (creating upper/work/merged). Returns ENODEV-style errors as
 /// `Err(Errno)` so the caller can fall back to copying.
-pub(crate) fn mount_overlay(paths: &Paths, c: &ContainerRecord) -> Result<std::result::Result<PathBuf, Errno>> {
+pub(crate) fn mount_overlay(
+    paths: &Paths,
+    c: &ContainerRecord,
+) -> Result<std::result::Result<PathBuf, Errno>> {
     let cid = &c.container_id;
     let dir = paths.container(cid);
     let merged = dir.join("merged");
     for d in ["upper", "work", "merged"] {
         let p = dir.join(d);
-        std::fs::create_dir_all(&p).map_err(|e| rootfs_err(cid, format!("create {}", p.display()), e))?;
+        std::fs::create_dir_all(&p)
+            .map_err(|e| rootfs_err(cid, format!("create {}", p.display()), e))?;
     }
     if is_mounted(&merged) {
         return Ok(Ok(merged));
@@ -97,7 +101,8 @@ pub(crate) fn mount_overlay(paths: &Paths, c: &ContainerRecord) -> Result<std::r
         .map_err(|e| rootfs_err(cid, "chmod upper", e))?;
     let mut lowers = Vec::new();
     for chain in c.layers.iter().rev() {
-        let link = ensure_short_link(paths, chain).map_err(|e| rootfs_err(cid, "create layer link", e))?;
+        let link =
+            ensure_short_link(paths, chain).map_err(|e| rootfs_err(cid, "create layer link", e))?;
         lowers.push(link);
     }
     if lowers.is_empty() {
@@ -114,8 +119,15 @@ pub(crate) fn mount_overlay(paths: &Paths, c: &ContainerRecord) -> Result<std::r
         dir.join("work").display()
     );
     if data.len() <= MAX_MOUNT_DATA {
-        let cdata = CString::new(data).map_err(|e| rootfs_err(cid, "mount data", std::io::Error::other(e)))?;
-        return match rmount::mount("overlay", &merged, "overlay", MountFlags::empty(), cdata.as_c_str()) {
+        let cdata = CString::new(data)
+            .map_err(|e| rootfs_err(cid, "mount data", std::io::Error::other(e)))?;
+        return match rmount::mount(
+            "overlay",
+            &merged,
+            "overlay",
+            MountFlags::empty(),
+            cdata.as_c_str(),
+        ) {
             Ok(()) => Ok(Ok(merged)),
             Err(e @ (Errno::NODEV | Errno::NOSYS)) => Ok(Err(e)),
             Err(e) => Err(rootfs_err(cid, "mount overlay", e)),
@@ -139,7 +151,10 @@ pub(crate) fn mount_overlay(paths: &Paths, c: &ContainerRecord) -> Result<std::r
     if data.len() > MAX_MOUNT_DATA {
         return Err(rootfs_err(
             cid,
-            format!("overlay options for {} layers exceed a page", c.layers.len()),
+            format!(
+                "overlay options for {} layers exceed a page",
+                c.layers.len()
+            ),
             std::io::Error::from_raw_os_error(libc::E2BIG),
         ));
     }
@@ -171,7 +186,11 @@ pub(crate) fn teardown(paths: &Paths, cid: &str) -> Result<()> {
             Err(e) => return Err(rootfs_err(cid, "unmount", e)),
         }
         if is_mounted(&merged) {
-            return Err(rootfs_err(cid, "unmount", std::io::Error::other("still mounted")));
+            return Err(rootfs_err(
+                cid,
+                "unmount",
+                std::io::Error::other("still mounted"),
+            ));
         }
     }
     match std::fs::remove_dir_all(&dir) {
@@ -191,7 +210,8 @@ pub(crate) fn make_copy(paths: &Paths, c: &ContainerRecord) -> Result<PathBuf> {
     }
     let building = dir.join("rootfs.partial");
     if building.exists() {
-        std::fs::remove_dir_all(&building).map_err(|e| rootfs_err(cid, "remove partial copy", e))?;
+        std::fs::remove_dir_all(&building)
+            .map_err(|e| rootfs_err(cid, "remove partial copy", e))?;
     }
     std::fs::create_dir_all(&building).map_err(|e| rootfs_err(cid, "create rootfs", e))?;
     std::fs::set_permissions(&building, std::fs::Permissions::from_mode(0o755))
@@ -204,7 +224,8 @@ pub(crate) fn make_copy(paths: &Paths, c: &ContainerRecord) -> Result<PathBuf> {
     }
     let _ = std::fs::remove_dir_all(&rootfs);
     std::fs::rename(&building, &rootfs).map_err(|e| rootfs_err(cid, "rename rootfs", e))?;
-    std::fs::write(dir.join("rootfs.complete"), b"").map_err(|e| rootfs_err(cid, "mark rootfs", e))?;
+    std::fs::write(dir.join("rootfs.complete"), b"")
+        .map_err(|e| rootfs_err(cid, "mark rootfs", e))?;
     Ok(rootfs)
 }
 
@@ -239,7 +260,11 @@ fn set_meta(p: &Path, m: &std::fs::Metadata, is_link: bool) -> std::io::Result<(
 }
 
 /// Copies one layer's directory `src` onto `dst` (an existing real directory).
-fn copy_dir(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> std::io::Result<()> {
+fn copy_dir(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> std::io::Result<()> {
     for ent in std::fs::read_dir(src)? {
         let ent = ent?;
         let s = ent.path();
@@ -288,7 +313,13 @@ fn copy_dir(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) ->
             } else {
                 continue; // sockets are not content
             };
-            rfs::mknodat(rfs::CWD, &d, ftype, Mode::from_raw_mode(m.mode() & 0o777), m.rdev())?;
+            rfs::mknodat(
+                rfs::CWD,
+                &d,
+                ftype,
+                Mode::from_raw_mode(m.mode() & 0o777),
+                m.rdev(),
+            )?;
             set_meta(&d, &m, false)?;
         }
     }

@@ -244,7 +244,9 @@ impl Paths {
                 Ok(img) => {
                     state.images.insert(img.record.id.clone(), img);
                 }
-                Err(e) => tracing::warn!(path = %p.display(), error = %e, "skipping broken image record"),
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "skipping broken image record")
+                }
             }
         }
         let dir = self.containers();
@@ -255,7 +257,9 @@ impl Paths {
                 Ok(c) => {
                     state.containers.insert(c.container_id.clone(), c);
                 }
-                Err(e) => tracing::warn!(path = %p.display(), error = %e, "container dir without record"),
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "container dir without record")
+                }
             }
         }
         Ok(state)
@@ -266,7 +270,11 @@ impl Paths {
         let p = self.blob(id);
         let data = std::fs::read(&p).map_err(|e| ImageError::io("read config", &p, e))?;
         serde_json::from_slice(&data).map_err(|e| {
-            ImageError::io("parse config", &p, std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            ImageError::io(
+                "parse config",
+                &p,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
         })
     }
 
@@ -279,7 +287,10 @@ impl Paths {
     /// Saves a container record.
     pub fn save_container(&self, r: &ContainerRecord) -> Result<()> {
         let data = serde_json::to_vec_pretty(r).map_err(|e| ImageError::Internal(e.to_string()))?;
-        write_atomic(&self.container(&r.container_id).join("container.json"), &data)
+        write_atomic(
+            &self.container(&r.container_id).join("container.json"),
+            &data,
+        )
     }
 
     /// Whether the layer is complete on disk.
@@ -303,9 +314,14 @@ impl State {
             let found = match (&r.digest, r.repo_tag()) {
                 (Some(d), _) => {
                     let rd = r.repo_digest(d);
-                    self.images.values().find(|i| i.record.repo_digests.contains(&rd))
+                    self.images
+                        .values()
+                        .find(|i| i.record.repo_digests.contains(&rd))
                 }
-                (None, Some(tag)) => self.images.values().find(|i| i.record.repo_tags.contains(&tag)),
+                (None, Some(tag)) => self
+                    .images
+                    .values()
+                    .find(|i| i.record.repo_tags.contains(&tag)),
                 (None, None) => None,
             };
             if found.is_some() {
@@ -362,8 +378,12 @@ pub(crate) fn collect_garbage(paths: &Paths, state: &State) -> Vec<PathBuf> {
             if used_hex.contains(name.as_str()) {
                 continue;
             }
-            let aside = paths.tmp().join(format!("gc-{name}-{}", std::process::id()));
-            let link = paths.short_links().join(name.chars().take(16).collect::<String>());
+            let aside = paths
+                .tmp()
+                .join(format!("gc-{name}-{}", std::process::id()));
+            let link = paths
+                .short_links()
+                .join(name.chars().take(16).collect::<String>());
             let _ = std::fs::remove_file(&link);
             match std::fs::rename(ent.path(), &aside) {
                 Ok(()) => doomed.push(aside),

@@ -201,7 +201,10 @@ impl Unpacker<'_> {
         let kind = entry.header().entry_type();
         if matches!(
             kind,
-            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
         ) {
             return Ok(());
         }
@@ -248,13 +251,16 @@ impl Unpacker<'_> {
         let uid = header.uid().unwrap_or(0) as u32;
         let gid = header.gid().unwrap_or(0) as u32;
         let mtime = header.mtime().unwrap_or(0) as i64;
-        let owner = (
-            Some(rfs::Uid::from_raw(uid)),
-            Some(rfs::Gid::from_raw(gid)),
-        );
+        let owner = (Some(rfs::Uid::from_raw(uid)), Some(rfs::Gid::from_raw(gid)));
         let times = Timestamps {
-            last_access: Timespec { tv_sec: mtime, tv_nsec: 0 },
-            last_modification: Timespec { tv_sec: mtime, tv_nsec: 0 },
+            last_access: Timespec {
+                tv_sec: mtime,
+                tv_nsec: 0,
+            },
+            last_modification: Timespec {
+                tv_sec: mtime,
+                tv_nsec: 0,
+            },
         };
         let parent = self.open_dir(parent_comps, OFlags::PATH, true)?;
         self.stats.inodes += 1;
@@ -266,8 +272,14 @@ impl Unpacker<'_> {
                     rfs::mkdirat(&parent, os(name), Mode::from_raw_mode(0o700))
                         .map_err(|e| self.fs_err("mkdir", e))?;
                 }
-                rfs::chownat(&parent, os(name), owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| self.fs_err("chown", e))?;
+                rfs::chownat(
+                    &parent,
+                    os(name),
+                    owner.0,
+                    owner.1,
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| self.fs_err("chown", e))?;
                 if !xattrs.is_empty() {
                     let fd = rfs::openat(
                         &parent,
@@ -291,7 +303,11 @@ impl Unpacker<'_> {
                 let fd = rfs::openat(
                     &parent,
                     os(name),
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(|e| self.fs_err("create file", e))?;
@@ -302,7 +318,8 @@ impl Unpacker<'_> {
                 for (k, v) in &xattrs {
                     self.set_xattr(rfs::fsetxattr(&file, os(k), v, XattrFlags::empty()), k)?;
                 }
-                rfs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(|e| self.fs_err("chmod", e))?;
+                rfs::fchmod(&file, Mode::from_raw_mode(mode))
+                    .map_err(|e| self.fs_err("chmod", e))?;
                 rfs::futimens(&file, &times).map_err(|e| self.fs_err("set times", e))?;
             }
             EntryType::Symlink => {
@@ -313,8 +330,14 @@ impl Unpacker<'_> {
                 self.clear(&parent, name, false)?;
                 rfs::symlinkat(os(&target), &parent, os(name))
                     .map_err(|e| self.fs_err("symlink", e))?;
-                rfs::chownat(&parent, os(name), owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| self.fs_err("chown", e))?;
+                rfs::chownat(
+                    &parent,
+                    os(name),
+                    owner.0,
+                    owner.1,
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| self.fs_err("chown", e))?;
                 self.set_path_xattrs(&parent, name, &xattrs)?;
                 rfs::utimensat(&parent, os(name), &times, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| self.fs_err("set times", e))?;
@@ -359,10 +382,21 @@ impl Unpacker<'_> {
                     rfs::makedev(major, minor),
                 )
                 .map_err(|e| self.fs_err("mknod", e))?;
-                rfs::chownat(&parent, os(name), owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| self.fs_err("chown", e))?;
-                rfs::chmodat(&parent, os(name), Mode::from_raw_mode(mode), AtFlags::empty())
-                    .map_err(|e| self.fs_err("chmod", e))?;
+                rfs::chownat(
+                    &parent,
+                    os(name),
+                    owner.0,
+                    owner.1,
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| self.fs_err("chown", e))?;
+                rfs::chmodat(
+                    &parent,
+                    os(name),
+                    Mode::from_raw_mode(mode),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| self.fs_err("chmod", e))?;
                 self.set_path_xattrs(&parent, name, &xattrs)?;
                 rfs::utimensat(&parent, os(name), &times, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| self.fs_err("set times", e))?;
@@ -375,7 +409,12 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    fn set_path_xattrs(&mut self, parent: &OwnedFd, name: &[u8], xattrs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+    fn set_path_xattrs(
+        &mut self,
+        parent: &OwnedFd,
+        name: &[u8],
+        xattrs: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<()> {
         if xattrs.is_empty() {
             return Ok(());
         }
@@ -418,13 +457,24 @@ impl Unpacker<'_> {
             ) {
                 Ok(fd) => fd,
                 // Replaced or removed by a later entry.
-                Err(Errno::NOENT) | Err(Errno::NOTDIR) | Err(Errno::LOOP) | Err(Errno::XDEV) => continue,
+                Err(Errno::NOENT) | Err(Errno::NOTDIR) | Err(Errno::LOOP) | Err(Errno::XDEV) => {
+                    continue
+                }
                 Err(e) => return Err(self.fs_err("open dir", e)),
             };
             rfs::fchmod(&fd, Mode::from_raw_mode(d.mode)).map_err(|e| self.fs_err("chmod", e))?;
-            let t = Timespec { tv_sec: d.mtime, tv_nsec: 0 };
-            rfs::futimens(&fd, &Timestamps { last_access: t, last_modification: t })
-                .map_err(|e| self.fs_err("set times", e))?;
+            let t = Timespec {
+                tv_sec: d.mtime,
+                tv_nsec: 0,
+            };
+            rfs::futimens(
+                &fd,
+                &Timestamps {
+                    last_access: t,
+                    last_modification: t,
+                },
+            )
+            .map_err(|e| self.fs_err("set times", e))?;
         }
         Ok(())
     }

@@ -30,10 +30,19 @@ const USER: &str = "crius";
 const PASS: &str = "s3cret-pass";
 
 fn start_auth_registry() -> AuthRegistry {
-    let dir = tempfile::Builder::new().prefix("crius-auth-registry-").tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::Builder::new()
+        .prefix("crius-auth-registry-")
+        .tempdir()
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
-    let hash = bcrypt::hash_with_result(PASS, 5).unwrap().format_for_version(bcrypt::Version::TwoY);
+    let hash = bcrypt::hash_with_result(PASS, 5)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
     std::fs::write(dir.path().join("htpasswd"), format!("{USER}:{hash}\n")).unwrap();
     let storage = dir.path().join("storage");
     let config = format!(
@@ -51,7 +60,12 @@ fn start_auth_registry() -> AuthRegistry {
         .stderr(Stdio::null())
         .spawn()
         .expect("start docker-registry");
-    let mut reg = AuthRegistry { child, addr, _dir: dir, storage };
+    let mut reg = AuthRegistry {
+        child,
+        addr,
+        _dir: dir,
+        storage,
+    };
     // Wait (bounded) until it answers /v2/ with 401.
     for _ in 0..200 {
         if http_status(&reg.addr, "/v2/") == Some(401) {
@@ -80,7 +94,13 @@ fn small_image() -> Vec<(Vec<u8>, Compression)> {
 async fn basic_auth_registry() {
     let reg = start_auth_registry();
     let r = format!("{}/private/img:1", reg.addr);
-    push_image(&r, &small_image(), serde_json::json!({}), &OciAuth::Basic(USER.into(), PASS.into())).await;
+    push_image(
+        &r,
+        &small_image(),
+        serde_json::json!({}),
+        &OciAuth::Basic(USER.into(), PASS.into()),
+    )
+    .await;
     let conf = conf_for(&reg.addr);
 
     let (_d, svc) = service_with(&conf, RootfsMode::Auto).await;
@@ -88,14 +108,22 @@ async fn basic_auth_registry() {
         Err(ImageError::Unauthorized { .. }) => {}
         other => panic!("anonymous pull: expected Unauthorized, got {other:?}"),
     }
-    let wrong = RegistryAuth { username: USER.into(), password: "nope".into(), ..Default::default() };
+    let wrong = RegistryAuth {
+        username: USER.into(),
+        password: "nope".into(),
+        ..Default::default()
+    };
     match svc.pull(&r, Some(&wrong)).await {
         Err(ImageError::Unauthorized { .. }) => {}
         other => panic!("wrong password: expected Unauthorized, got {other:?}"),
     }
     assert!(svc.list(None).await.unwrap().is_empty());
 
-    let userpass = RegistryAuth { username: USER.into(), password: PASS.into(), ..Default::default() };
+    let userpass = RegistryAuth {
+        username: USER.into(),
+        password: PASS.into(),
+        ..Default::default()
+    };
     let info = svc.pull(&r, Some(&userpass)).await.unwrap();
     assert_eq!(info.repo_tags, vec![r.clone()]);
 
@@ -116,7 +144,13 @@ async fn corrupted_blob_is_a_digest_mismatch() {
     t.file("payload", &vec![7u8; 100_000], 0o644);
     let layers = vec![(t.finish(), Compression::None)];
     let layer_digest = sha256(&layers[0].0);
-    push_image(&r, &layers, serde_json::json!({}), &OciAuth::Basic(USER.into(), PASS.into())).await;
+    push_image(
+        &r,
+        &layers,
+        serde_json::json!({}),
+        &OciAuth::Basic(USER.into(), PASS.into()),
+    )
+    .await;
     // Flip bytes of the stored layer, keeping its length.
     let hex = layer_digest.trim_start_matches("sha256:");
     let data = reg
@@ -131,9 +165,15 @@ async fn corrupted_blob_is_a_digest_mismatch() {
     std::fs::write(&data, bytes).unwrap();
 
     let (_d, svc) = service_with(&conf_for(&reg.addr), RootfsMode::Auto).await;
-    let auth = RegistryAuth { username: USER.into(), password: PASS.into(), ..Default::default() };
+    let auth = RegistryAuth {
+        username: USER.into(),
+        password: PASS.into(),
+        ..Default::default()
+    };
     match svc.pull(&r, Some(&auth)).await {
-        Err(ImageError::DigestMismatch { blob, .. }) => assert!(blob.contains(&layer_digest), "{blob}"),
+        Err(ImageError::DigestMismatch { blob, .. }) => {
+            assert!(blob.contains(&layer_digest), "{blob}")
+        }
         other => panic!("expected DigestMismatch, got {other:?}"),
     }
     assert!(names(&svc.root().join("layers")).is_empty());

@@ -29,7 +29,13 @@ fn base_layer() -> Vec<u8> {
 fn top_layer() -> Vec<u8> {
     let mut t = TarBuilder::new();
     t.raw(b"data/.wh.gone", tar::EntryType::Regular, b"", b"", 0o644)
-        .raw(b"opq/.wh..wh..opq", tar::EntryType::Regular, b"", b"", 0o644)
+        .raw(
+            b"opq/.wh..wh..opq",
+            tar::EntryType::Regular,
+            b"",
+            b"",
+            0o644,
+        )
         .file("opq/new", b"new", 0o644)
         .file("etc/hostname", b"changed\n", 0o644);
     t.finish()
@@ -48,14 +54,30 @@ async fn push_two_layer(tag: &str, c: Compression) -> String {
 }
 
 fn check_rootfs(root: &Path) {
-    assert_eq!(std::fs::read(root.join("etc/hostname")).unwrap(), b"changed\n");
+    assert_eq!(
+        std::fs::read(root.join("etc/hostname")).unwrap(),
+        b"changed\n"
+    );
     assert_eq!(std::fs::read(root.join("data/keep")).unwrap(), b"keep");
-    assert!(!root.join("data/gone").exists(), "whiteout hides the lower file");
-    assert!(!root.join("opq/old").exists(), "opaque dir hides lower content");
+    assert!(
+        !root.join("data/gone").exists(),
+        "whiteout hides the lower file"
+    );
+    assert!(
+        !root.join("opq/old").exists(),
+        "opaque dir hides lower content"
+    );
     assert!(root.join("opq/new").exists());
     let tool = std::fs::metadata(root.join("bin/tool")).unwrap();
-    assert_eq!(tool.permissions().mode() & 0o7777, 0o4755, "setuid mode kept");
-    assert_eq!(tool.ino(), std::fs::metadata(root.join("bin/tool-link")).unwrap().ino());
+    assert_eq!(
+        tool.permissions().mode() & 0o7777,
+        0o4755,
+        "setuid mode kept"
+    );
+    assert_eq!(
+        tool.ino(),
+        std::fs::metadata(root.join("bin/tool-link")).unwrap().ino()
+    );
     assert_eq!(tool.mtime(), 1_700_000_000);
     assert_eq!(
         std::fs::read_link(root.join("bin/abs-link")).unwrap(),
@@ -69,7 +91,10 @@ fn check_rootfs(root: &Path) {
 }
 
 fn libc_makedev(major: u64, minor: u64) -> u64 {
-    ((major & 0xfffff000) << 32) | ((major & 0xfff) << 8) | ((minor & 0xffffff00) << 12) | (minor & 0xff)
+    ((major & 0xfffff000) << 32)
+        | ((major & 0xfff) << 8)
+        | ((minor & 0xffffff00) << 12)
+        | (minor & 0xff)
 }
 
 async fn pull_and_check(c: Compression, mode: RootfsMode) {
@@ -85,7 +110,10 @@ async fn pull_and_check(c: Compression, mode: RootfsMode) {
     let layers: Vec<_> = names(&store.join("layers"));
     assert_eq!(layers.len(), 2);
     let cid = unique("layers");
-    let _g = RootfsGuard { svc: svc.clone(), id: cid.clone() };
+    let _g = RootfsGuard {
+        svc: svc.clone(),
+        id: cid.clone(),
+    };
     let root = svc.mount_rootfs(&r, &cid).await.unwrap();
     check_rootfs(&root);
     svc.unmount_rootfs(&cid).await.unwrap();
@@ -121,14 +149,21 @@ async fn whiteouts_are_overlay_form_on_disk() {
     let diffs = cfg.rootfs().diff_ids();
     // The top layer's chain ID: sha256(bottom + " " + top).
     use sha2::Digest;
-    let chain = hex::encode(sha2::Sha256::digest(format!("{} {}", diffs[0], diffs[1]).as_bytes()));
+    let chain = hex::encode(sha2::Sha256::digest(
+        format!("{} {}", diffs[0], diffs[1]).as_bytes(),
+    ));
     let top = svc.root().join("layers").join(chain).join("diff");
     let wh = std::fs::symlink_metadata(top.join("data/gone")).unwrap();
     assert!(wh.file_type().is_char_device());
     assert_eq!(wh.rdev(), 0);
     assert!(!top.join("data/.wh.gone").exists());
     let out = std::process::Command::new("getfattr")
-        .args(["--absolute-names", "--only-values", "-n", "trusted.overlay.opaque"])
+        .args([
+            "--absolute-names",
+            "--only-values",
+            "-n",
+            "trusted.overlay.opaque",
+        ])
         .arg(top.join("opq"))
         .output();
     if let Ok(out) = out {
@@ -156,7 +191,10 @@ async fn many_layers_exceed_a_page_of_mount_options() {
     let (_dir, svc) = service_with(MIRROR_CONF, RootfsMode::Overlay).await;
     svc.pull(&r, None).await.unwrap();
     let cid = unique("many");
-    let _g = RootfsGuard { svc: svc.clone(), id: cid.clone() };
+    let _g = RootfsGuard {
+        svc: svc.clone(),
+        id: cid.clone(),
+    };
     let root = svc.mount_rootfs(&r, &cid).await.unwrap();
     assert_eq!(std::fs::read(root.join("layer-000")).unwrap(), b"top");
     assert_eq!(std::fs::read(root.join("layer-080")).unwrap(), b"80");
@@ -170,17 +208,31 @@ async fn expect_hostile(name: &str, tar: Vec<u8>, entry: &str, outside: &Path) {
     ensure_registry();
     let _ = std::fs::remove_file(outside);
     let r = format!("{LOCAL}/crius-image-test/hostile-{name}:1");
-    push_image(&r, &[(tar, Compression::Gzip)], serde_json::json!({}), &OciAuth::Anonymous).await;
+    push_image(
+        &r,
+        &[(tar, Compression::Gzip)],
+        serde_json::json!({}),
+        &OciAuth::Anonymous,
+    )
+    .await;
     let (_dir, svc) = service().await;
     match svc.pull(&r, None).await {
-        Err(ImageError::HostileLayer { entry: e, reason, .. }) => {
+        Err(ImageError::HostileLayer {
+            entry: e, reason, ..
+        }) => {
             assert_eq!(e, entry, "reason: {reason}");
         }
         other => panic!("{name}: expected HostileLayer, got {other:?}"),
     }
     let store = svc.root();
-    assert!(names(&store.join("layers")).is_empty(), "{name}: no layer kept");
-    assert!(names(&store.join("tmp")).is_empty(), "{name}: no temp dir kept");
+    assert!(
+        names(&store.join("layers")).is_empty(),
+        "{name}: no layer kept"
+    );
+    assert!(
+        names(&store.join("tmp")).is_empty(),
+        "{name}: no temp dir kept"
+    );
     assert!(svc.list(None).await.unwrap().is_empty());
     assert!(!outside.exists(), "{name}: wrote outside the layer");
 }
@@ -213,14 +265,24 @@ async fn hostile_symlink_escape() {
     let dir = out.parent().unwrap().display().to_string();
     let fname = out.file_name().unwrap().to_string_lossy().into_owned();
     let mut t = TarBuilder::new();
-    t.symlink("evil", &dir).file(&format!("evil/{fname}"), b"pwned", 0o644);
+    t.symlink("evil", &dir)
+        .file(&format!("evil/{fname}"), b"pwned", 0o644);
     expect_hostile("symlink", t.finish(), &format!("evil/{fname}"), &out).await;
 
     // Relative symlink climbing out.
     let mut t = TarBuilder::new();
-    t.symlink("up", "../../../../../../../../../../..")
-        .file(&format!("up{}", out.display()), b"pwned", 0o644);
-    expect_hostile("symlink-rel", t.finish(), &format!("up{}", out.display()), &out).await;
+    t.symlink("up", "../../../../../../../../../../..").file(
+        &format!("up{}", out.display()),
+        b"pwned",
+        0o644,
+    );
+    expect_hostile(
+        "symlink-rel",
+        t.finish(),
+        &format!("up{}", out.display()),
+        &out,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -231,7 +293,8 @@ async fn hostile_hardlink_escape() {
     expect_hostile("hardlink", t.finish(), "passwd", &out).await;
 
     let mut t = TarBuilder::new();
-    t.symlink("etc-link", "/etc").hardlink("passwd", "etc-link/passwd");
+    t.symlink("etc-link", "/etc")
+        .hardlink("passwd", "etc-link/passwd");
     expect_hostile("hardlink-via-symlink", t.finish(), "passwd", &out).await;
 }
 
@@ -239,6 +302,7 @@ async fn hostile_hardlink_escape() {
 async fn hostile_whiteout_of_dotdot() {
     let out = outside("wh");
     let mut t = TarBuilder::new();
-    t.dir("d/", 0o755).raw(b"d/.wh...", tar::EntryType::Regular, b"", b"", 0o644);
+    t.dir("d/", 0o755)
+        .raw(b"d/.wh...", tar::EntryType::Regular, b"", b"", 0o644);
     expect_hostile("whiteout-dotdot", t.finish(), "d/.wh...", &out).await;
 }

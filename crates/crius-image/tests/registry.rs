@@ -12,7 +12,10 @@ use crius_image::{ImageError, RootfsMode};
 async fn docker_manifest_list_via_mirror_keeps_requested_name() {
     let (dir, svc) = service().await;
     let info = svc.pull("registry.k8s.io/pause:3.9", None).await.unwrap();
-    assert_eq!(info.repo_tags, vec!["registry.k8s.io/pause:3.9".to_string()]);
+    assert_eq!(
+        info.repo_tags,
+        vec!["registry.k8s.io/pause:3.9".to_string()]
+    );
     assert_eq!(info.repo_digests.len(), 1);
     assert!(
         info.repo_digests[0].starts_with("registry.k8s.io/pause@sha256:"),
@@ -24,13 +27,24 @@ async fn docker_manifest_list_via_mirror_keeps_requested_name() {
     assert!(info.size > 0);
 
     // Found under the name asked for, by ID, and by ID prefix; not under the mirror's name.
-    let by_name = svc.status("registry.k8s.io/pause:3.9").await.unwrap().unwrap();
+    let by_name = svc
+        .status("registry.k8s.io/pause:3.9")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(by_name.id, info.id);
     assert_eq!(svc.status(&info.id).await.unwrap().unwrap().id, info.id);
     let hex = info.id.trim_start_matches("sha256:");
     assert_eq!(svc.status(&hex[..12]).await.unwrap().unwrap().id, info.id);
-    assert_eq!(svc.status(&info.repo_digests[0]).await.unwrap().unwrap().id, info.id);
-    assert!(svc.status("127.0.0.1:5000/pause:3.9").await.unwrap().is_none());
+    assert_eq!(
+        svc.status(&info.repo_digests[0]).await.unwrap().unwrap().id,
+        info.id
+    );
+    assert!(svc
+        .status("127.0.0.1:5000/pause:3.9")
+        .await
+        .unwrap()
+        .is_none());
     let listed = svc.list(None).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].repo_tags, info.repo_tags);
@@ -40,26 +54,42 @@ async fn docker_manifest_list_via_mirror_keeps_requested_name() {
     let mut cfg = crius_image::ImageServiceConfig::new(dir.path().join("store"));
     cfg.registries_conf = Some(dir.path().join("registries.conf"));
     let svc = crius_image::ImageService::open(cfg).await.unwrap();
-    let again = svc.status("registry.k8s.io/pause:3.9").await.unwrap().unwrap();
+    let again = svc
+        .status("registry.k8s.io/pause:3.9")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again, info);
     let cfg = svc.image_config(&info.id).await.unwrap();
-    assert_eq!(cfg.config().as_ref().unwrap().user().as_deref(), Some("65535:65535"));
+    assert_eq!(
+        cfg.config().as_ref().unwrap().user().as_deref(),
+        Some("65535:65535")
+    );
 }
 
 #[tokio::test]
 async fn oci_index_short_name_and_rootfs_with_hardlinks() {
     let (_dir, svc) = service().await;
     let info = svc.pull("busybox:1", None).await.unwrap();
-    assert_eq!(info.repo_tags, vec!["docker.io/library/busybox:1".to_string()]);
+    assert_eq!(
+        info.repo_tags,
+        vec!["docker.io/library/busybox:1".to_string()]
+    );
     assert!(info.repo_digests[0].starts_with("docker.io/library/busybox@sha256:"));
-    let cfg = svc.image_config("docker.io/library/busybox:1").await.unwrap();
+    let cfg = svc
+        .image_config("docker.io/library/busybox:1")
+        .await
+        .unwrap();
     assert_eq!(
         cfg.config().as_ref().unwrap().cmd().clone().unwrap(),
         vec!["sh".to_string()]
     );
 
     let cid = unique("bb");
-    let _g = RootfsGuard { svc: svc.clone(), id: cid.clone() };
+    let _g = RootfsGuard {
+        svc: svc.clone(),
+        id: cid.clone(),
+    };
     let root = svc.mount_rootfs("busybox:1", &cid).await.unwrap();
     // Idempotent.
     assert_eq!(svc.mount_rootfs("busybox:1", &cid).await.unwrap(), root);
@@ -67,7 +97,9 @@ async fn oci_index_short_name_and_rootfs_with_hardlinks() {
     let ls = std::fs::metadata(root.join("bin/ls")).unwrap();
     assert_eq!(sh.ino(), ls.ino(), "applets are hard links of one busybox");
     assert!(sh.nlink() > 10);
-    assert!(std::fs::read_to_string(root.join("etc/passwd")).unwrap().contains("nobody"));
+    assert!(std::fs::read_to_string(root.join("etc/passwd"))
+        .unwrap()
+        .contains("nobody"));
     // Writes go to the container's upper dir, not the shared layer.
     std::fs::write(root.join("etc/crius-test"), b"x").unwrap();
     let cdir = root.parent().unwrap().to_path_buf();
@@ -86,7 +118,10 @@ async fn bare_docker_manifest() {
     let info = svc.pull(r, None).await.unwrap();
     assert_eq!(info.repo_tags, vec![r.to_string()]);
     let cid = unique("nginx");
-    let _g = RootfsGuard { svc: svc.clone(), id: cid.clone() };
+    let _g = RootfsGuard {
+        svc: svc.clone(),
+        id: cid.clone(),
+    };
     let root = svc.mount_rootfs(r, &cid).await.unwrap();
     assert!(root.join("usr/sbin/nginx").is_file());
     svc.unmount_rootfs(&cid).await.unwrap();
@@ -95,7 +130,13 @@ async fn bare_docker_manifest() {
 #[tokio::test]
 async fn digest_reference_and_user_fields() {
     let (_dir, svc) = service().await;
-    let first = svc.pull("gcr.io/k8s-staging-cri-tools/test-image-user-uid:latest", None).await.unwrap();
+    let first = svc
+        .pull(
+            "gcr.io/k8s-staging-cri-tools/test-image-user-uid:latest",
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(first.uid, Some(1002));
     assert_eq!(first.username, "");
     let digest = first.repo_digests[0].split_once('@').unwrap().1.to_string();
@@ -104,13 +145,29 @@ async fn digest_reference_and_user_fields() {
     let by_digest = format!("gcr.io/k8s-staging-cri-tools/test-image-user-uid@{digest}");
     let info = svc2.pull(&by_digest, None).await.unwrap();
     assert_eq!(info.id, first.id);
-    assert!(info.repo_tags.is_empty(), "a digest pull adds no tag: {:?}", info.repo_tags);
+    assert!(
+        info.repo_tags.is_empty(),
+        "a digest pull adds no tag: {:?}",
+        info.repo_tags
+    );
     assert_eq!(info.repo_digests, vec![by_digest.clone()]);
     assert_eq!(svc2.status(&by_digest).await.unwrap().unwrap().id, info.id);
 
-    let u = svc.pull("gcr.io/k8s-staging-cri-tools/test-image-user-username:latest", None).await.unwrap();
+    let u = svc
+        .pull(
+            "gcr.io/k8s-staging-cri-tools/test-image-user-username:latest",
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!((u.uid, u.username.as_str()), (None, "www-data"));
-    let ug = svc.pull("gcr.io/k8s-staging-cri-tools/test-image-user-uid-group:latest", None).await.unwrap();
+    let ug = svc
+        .pull(
+            "gcr.io/k8s-staging-cri-tools/test-image-user-uid-group:latest",
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(ug.uid, Some(1003));
 }
 
@@ -120,7 +177,10 @@ async fn tags_of_one_image_and_removal() {
     let mut id = String::new();
     for t in ["1", "2", "3"] {
         id = svc
-            .pull(&format!("gcr.io/k8s-staging-cri-tools/test-image-tags:{t}"), None)
+            .pull(
+                &format!("gcr.io/k8s-staging-cri-tools/test-image-tags:{t}"),
+                None,
+            )
             .await
             .unwrap()
             .id;
@@ -129,11 +189,14 @@ async fn tags_of_one_image_and_removal() {
     assert_eq!(info.repo_tags.len(), 3, "{:?}", info.repo_tags);
     assert_eq!(svc.list(None).await.unwrap().len(), 1);
     // Removing by one tag removes the image (CRI RemoveImage).
-    let removed = svc.remove("gcr.io/k8s-staging-cri-tools/test-image-tags:2").await.unwrap();
+    let removed = svc
+        .remove("gcr.io/k8s-staging-cri-tools/test-image-tags:2")
+        .await
+        .unwrap();
     assert_eq!(removed, Some(id.clone()));
     assert!(svc.status(&id).await.unwrap().is_none());
     assert!(svc.list(None).await.unwrap().is_empty());
-    assert_eq!(layer_count(&svc.root().to_path_buf()), 0, "all layers freed");
+    assert_eq!(layer_count(svc.root()), 0, "all layers freed");
     // Idempotent.
     assert_eq!(svc.remove(&id).await.unwrap(), None);
 }
@@ -141,8 +204,14 @@ async fn tags_of_one_image_and_removal() {
 #[tokio::test]
 async fn removing_one_of_two_images_keeps_shared_layers() {
     let (_dir, svc) = service().await;
-    let a = svc.pull("gcr.io/k8s-staging-cri-tools/test-image-1:latest", None).await.unwrap();
-    let b = svc.pull("gcr.io/k8s-staging-cri-tools/test-image-2:latest", None).await.unwrap();
+    let a = svc
+        .pull("gcr.io/k8s-staging-cri-tools/test-image-1:latest", None)
+        .await
+        .unwrap();
+    let b = svc
+        .pull("gcr.io/k8s-staging-cri-tools/test-image-2:latest", None)
+        .await
+        .unwrap();
     assert_ne!(a.id, b.id);
     let store = svc.root().to_path_buf();
     let before = layer_count(&store);
@@ -155,7 +224,10 @@ async fn removing_one_of_two_images_keeps_shared_layers() {
 
     // A live rootfs of b pins b's layers even when b is removed later.
     let cid = unique("shared");
-    let _g = RootfsGuard { svc: svc.clone(), id: cid.clone() };
+    let _g = RootfsGuard {
+        svc: svc.clone(),
+        id: cid.clone(),
+    };
     let root = svc.mount_rootfs(&b.id, &cid).await.unwrap();
 
     svc.remove(&a.id).await.unwrap();
@@ -178,7 +250,10 @@ async fn concurrent_pulls_share_downloads() {
     let (x, y) = (x.unwrap(), y.unwrap());
     assert_eq!(x.id, y.id);
     assert_eq!(svc.list(None).await.unwrap().len(), 1);
-    assert!(names(&svc.root().join("tmp")).is_empty(), "no leftovers in tmp");
+    assert!(
+        names(&svc.root().join("tmp")).is_empty(),
+        "no leftovers in tmp"
+    );
 }
 
 #[tokio::test]
@@ -199,17 +274,27 @@ async fn copy_mode_rootfs() {
 #[tokio::test]
 async fn unknown_image_is_not_found() {
     let (_dir, svc) = service().await;
-    match svc.pull("gcr.io/k8s-staging-cri-tools/no-such-image:1", None).await {
+    match svc
+        .pull("gcr.io/k8s-staging-cri-tools/no-such-image:1", None)
+        .await
+    {
         Err(ImageError::NotFound { reference, .. }) => {
             assert_eq!(reference, "gcr.io/k8s-staging-cri-tools/no-such-image:1")
         }
         other => panic!("expected NotFound, got {other:?}"),
     }
-    match svc.pull("docker.io/library/busybox:no-such-tag", None).await {
+    match svc
+        .pull("docker.io/library/busybox:no-such-tag", None)
+        .await
+    {
         Err(ImageError::NotFound { .. }) => {}
         other => panic!("expected NotFound, got {other:?}"),
     }
-    assert!(svc.status("docker.io/library/busybox:no-such-tag").await.unwrap().is_none());
+    assert!(svc
+        .status("docker.io/library/busybox:no-such-tag")
+        .await
+        .unwrap()
+        .is_none());
     assert!(matches!(
         svc.image_config("nothing:here").await,
         Err(ImageError::NotFound { .. })
@@ -236,7 +321,10 @@ insecure = true
         Err(e @ ImageError::Unavailable { .. }) => {
             let msg = e.to_string();
             assert!(msg.contains("example.invalid"), "{msg}");
-            assert!(msg.contains("127.0.0.1:7") && msg.contains("127.0.0.1:9"), "{msg}");
+            assert!(
+                msg.contains("127.0.0.1:7") && msg.contains("127.0.0.1:9"),
+                "{msg}"
+            );
             if let ImageError::Unavailable { tried, .. } = e {
                 assert_eq!(tried, vec!["http://127.0.0.1:7", "http://127.0.0.1:9"]);
             }

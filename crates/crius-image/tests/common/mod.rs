@@ -47,7 +47,8 @@ insecure = true
 /// HTTP status of `GET path` on host:port, if it answers.
 pub fn http_status(addr: &str, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
     let mut buf = [0u8; 64];
     let n = s.read(&mut buf).ok()?;
@@ -68,7 +69,10 @@ pub fn ensure_registry() {
             assert!(st.success(), "registry.sh start failed");
         }
         if http_status(LOCAL, "/v2/pause/manifests/3.9") != Some(200)
-            || http_status(LOCAL, "/v2/k8s-staging-cri-tools/test-image-tags/manifests/3") != Some(200)
+            || http_status(
+                LOCAL,
+                "/v2/k8s-staging-cri-tools/test-image-tags/manifests/3",
+            ) != Some(200)
         {
             let st = Command::new("bash")
                 .arg(format!("{TESTENV}/images.sh"))
@@ -81,7 +85,10 @@ pub fn ensure_registry() {
 
 /// An image service over a fresh temp dir, with `conf` as registries.conf.
 pub async fn service_with(conf: &str, mode: RootfsMode) -> (tempfile::TempDir, ImageService) {
-    let dir = tempfile::Builder::new().prefix("crius-image-test-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("crius-image-test-")
+        .tempdir()
+        .unwrap();
     let conf_path = dir.path().join("registries.conf");
     std::fs::write(&conf_path, conf).unwrap();
     let mut cfg = ImageServiceConfig::new(dir.path().join("store"));
@@ -105,7 +112,11 @@ pub fn layer_count(store: &Path) -> usize {
 /// Entries of a directory (names), sorted.
 pub fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -159,7 +170,14 @@ impl TarBuilder {
     }
 
     /// An entry whose name (and link name) are written raw, unchecked.
-    pub fn raw(&mut self, name: &[u8], kind: tar::EntryType, link: &[u8], data: &[u8], mode: u32) -> &mut Self {
+    pub fn raw(
+        &mut self,
+        name: &[u8],
+        kind: tar::EntryType,
+        link: &[u8],
+        data: &[u8],
+        mode: u32,
+    ) -> &mut Self {
         let mut h = tar::Header::new_gnu();
         {
             let g = h.as_gnu_mut().unwrap();
@@ -201,11 +219,23 @@ impl TarBuilder {
     }
 
     pub fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
-        self.raw(name.as_bytes(), tar::EntryType::Symlink, target.as_bytes(), b"", 0o777)
+        self.raw(
+            name.as_bytes(),
+            tar::EntryType::Symlink,
+            target.as_bytes(),
+            b"",
+            0o777,
+        )
     }
 
     pub fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
-        self.raw(name.as_bytes(), tar::EntryType::Link, target.as_bytes(), b"", 0o644)
+        self.raw(
+            name.as_bytes(),
+            tar::EntryType::Link,
+            target.as_bytes(),
+            b"",
+            0o644,
+        )
     }
 
     /// A big file (uses GNU long names when needed via the tar crate).
@@ -234,7 +264,10 @@ fn compress(tar: &[u8], c: Compression) -> (Vec<u8>, &'static str) {
         Compression::Gzip => {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             e.write_all(tar).unwrap();
-            (e.finish().unwrap(), "application/vnd.oci.image.layer.v1.tar+gzip")
+            (
+                e.finish().unwrap(),
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            )
         }
         Compression::Zstd => (
             zstd::encode_all(tar, 3).unwrap(),
@@ -278,7 +311,10 @@ pub async fn push_image(
         diff_ids.push(sha256(tar));
         let (blob, mt) = compress(tar, *c);
         let d = sha256(&blob);
-        client.auth(&r, auth, oci_client::RegistryOperation::Push).await.unwrap();
+        client
+            .auth(&r, auth, oci_client::RegistryOperation::Push)
+            .await
+            .unwrap();
         client.push_blob(&r, blob.clone(), &d).await.unwrap();
         descs.push(serde_json::json!({"mediaType": mt, "digest": d, "size": blob.len()}));
     }
@@ -290,7 +326,10 @@ pub async fn push_image(
     });
     let cfg_bytes = serde_json::to_vec(&cfg).unwrap();
     let cfg_digest = sha256(&cfg_bytes);
-    client.push_blob(&r, cfg_bytes.clone(), &cfg_digest).await.unwrap();
+    client
+        .push_blob(&r, cfg_bytes.clone(), &cfg_digest)
+        .await
+        .unwrap();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
