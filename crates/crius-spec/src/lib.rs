@@ -40,6 +40,7 @@ pub use container::{cgroups_path, container_spec};
 pub use devices::host_devices;
 pub use error::{Result, SpecError};
 pub use mounts::{clean_container_path, uncovered_image_volumes};
+pub use namespaces::pid_namespace_target;
 pub use process::{parse_signal, DEFAULT_PATH};
 pub use resources::{linux_resources, oom_score_adj, own_oom_score_adj};
 pub use sandbox::{sandbox_spec, PAUSE_ID, PAUSE_PATH};

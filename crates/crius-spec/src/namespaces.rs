@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use k8s_cri::v1::{NamespaceMode, NamespaceOption};
+use k8s_cri::v1::{ContainerConfig, NamespaceMode, NamespaceOption};
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 
 use crate::error::{Result, SpecError};
@@ -18,6 +18,19 @@ fn ns(typ: LinuxNamespaceType, path: Option<&Path>) -> LinuxNamespace {
 fn mode(value: i32, field: &str) -> Result<NamespaceMode> {
     NamespaceMode::try_from(value)
         .map_err(|_| SpecError::field(field, format!("unknown namespace mode {value}")))
+}
+
+/// The container ID whose PID namespace the config asks to join (PID mode TARGET), so the
+/// daemon knows which `/proc/<pid>/ns/pid` to pass as `target_pid_namespace`.
+pub fn pid_namespace_target(config: &ContainerConfig) -> Option<&str> {
+    let opts = config
+        .linux
+        .as_ref()?
+        .security_context
+        .as_ref()?
+        .namespace_options
+        .as_ref()?;
+    (opts.pid == NamespaceMode::Target as i32).then_some(opts.target_id.as_str())
 }
 
 /// Refuses user namespaces (userns_options with a mode other than NODE).
@@ -242,5 +255,30 @@ mod tests {
             ..Default::default()
         };
         assert!(container_namespaces(Some(&node), &pod(false), None, false).is_ok());
+    }
+
+    #[test]
+    fn target_lookup() {
+        use k8s_cri::v1::{LinuxContainerConfig, LinuxContainerSecurityContext};
+        let cfg = |pid: NamespaceMode| ContainerConfig {
+            linux: Some(LinuxContainerConfig {
+                resources: None,
+                security_context: Some(LinuxContainerSecurityContext {
+                    namespace_options: Some(NamespaceOption {
+                        pid: pid as i32,
+                        target_id: "abc".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            pid_namespace_target(&cfg(NamespaceMode::Target)),
+            Some("abc")
+        );
+        assert_eq!(pid_namespace_target(&cfg(NamespaceMode::Pod)), None);
+        assert_eq!(pid_namespace_target(&ContainerConfig::default()), None);
     }
 }
