@@ -15,6 +15,21 @@
 //!
 //! Errors are [`SpecError`]; [`SpecError::is_invalid_argument`] tells which are the request's
 //! fault (gRPC `InvalidArgument`).
+//!
+//! Choices worth knowing (each module documents its rules):
+//! - seccomp: no profile requested (typed field absent, legacy string empty) = unconfined, as
+//!   the CRI defines; `RuntimeDefault` = [`default_seccomp_profile`] (EPERM allowlist,
+//!   capability-gated extras, `clone3` → ENOSYS). Privileged containers get no filter.
+//! - capabilities are never granted beyond the daemon's own; non-root users keep only their
+//!   ambient capabilities in the effective/permitted sets (as `execve` would do).
+//! - `process.rlimits` is left unset: containers inherit the daemon's limits (raising the hard
+//!   NOFILE limit would need CAP_SYS_RESOURCE).
+//! - masked/readonly paths: the CRI lists when non-empty, else the defaults; none when
+//!   privileged.
+//! - mounts: later groups win on the same destination (defaults < pod files < image volumes <
+//!   CRI mounts), ordered parent-first. HOST_TO_CONTAINER / BIDIRECTIONAL need the host path
+//!   on a shared (or slave) mount, else InvalidArgument.
+//! - PID mode POD without a pod PID namespace (no infra process) = a new PID namespace.
 
 pub mod annotations;
 mod caps;
