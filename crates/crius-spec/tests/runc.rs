@@ -1,6 +1,8 @@
 //! Runs specs built by crius-spec with the real runc, as root, in busybox bundles: the spec is
 //! accepted, capabilities and users come out as built, the RuntimeDefault seccomp profile
-//! blocks a syscall busybox can make, and a read-only rootfs refuses writes.
+//! blocks a syscall busybox can make, a read-only rootfs refuses writes, pod files, CRI
+//! mounts (incl. propagation), devices and sysctls land where they should, and the infra
+//! (pause) spec runs confined.
 //! Set `CRIUS_SPEC_RUNTIME=crun` to run the same checks with crun.
 
 use std::collections::HashMap;
@@ -344,4 +346,223 @@ fn sandbox_spec_runs_pause_confined() {
     assert_eq!(cap_eff(&stdout), 0, "{stdout}");
     assert!(stdout.contains("pid=1\n"), "new PID namespace: {stdout}");
     assert!(stdout.contains("rc=1"), "read-only rootfs: {stdout}");
+}
+
+/// A network namespace pinned by `ip netns add`, deleted on drop.
+struct NetNs(String);
+
+impl NetNs {
+    fn new() -> Self {
+        let name = crius_testutil::unique_id("crius-spec-ns");
+        let status = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("run ip netns add");
+        assert!(status.success(), "ip netns add {name}");
+        NetNs(name)
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.0)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn pod_files_mounts_devices_and_sysctls() {
+    let netns = NetNs::new();
+    let pod = tempfile::tempdir().expect("pod dir");
+    std::fs::write(pod.path().join("hosts"), "127.0.0.1 crius-pod-host\n").expect("hosts");
+    std::fs::write(pod.path().join("resolv.conf"), "nameserver 127.0.0.53\n").expect("resolv");
+    std::fs::write(pod.path().join("hostname"), "crius-pod-host\n").expect("hostname");
+    std::fs::create_dir(pod.path().join("shm")).expect("shm");
+    let data = pod.path().join("data");
+    std::fs::create_dir(&data).expect("data");
+    std::fs::write(data.join("in-volume"), "v\n").expect("volume file");
+
+    let script = "cat /etc/hosts /etc/resolv.conf; \
+        cat /proc/sys/net/ipv4/ip_forward; \
+        cat /data/in-volume; touch /data/new; echo data-rc=$?; \
+        test -c /dev/extra && echo extra-is-char; \
+        echo shm > /dev/shm/from-container; \
+        wc -c < /proc/timer_list";
+    let mut cfg = container_config(script, LinuxContainerSecurityContext::default());
+    cfg.mounts.push(k8s_cri::v1::Mount {
+        host_path: data.display().to_string(),
+        container_path: "/data".into(),
+        readonly: true,
+        ..Default::default()
+    });
+    cfg.devices.push(k8s_cri::v1::Device {
+        host_path: "/dev/null".into(),
+        container_path: "/dev/extra".into(),
+        permissions: "rw".into(),
+    });
+    let mut sandbox = sandbox(false);
+    if let Some(linux) = sandbox.linux.as_mut() {
+        linux
+            .sysctls
+            .insert("net.ipv4.ip_forward".into(), "1".into());
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = dir.path().join("bundle");
+    let rootfs = bundle.join("rootfs");
+    crius_testutil::write_busybox_rootfs(&rootfs).expect("rootfs");
+    let id = crius_testutil::unique_id("crius-spec-pod");
+    let cgroup_parent = format!("/{}", crius_testutil::unique_id("crius-spec-test"));
+    let image = ImageConfiguration::default();
+    let input = ContainerSpecInput {
+        container_id: &id,
+        sandbox_id: "sandbox",
+        config: &cfg,
+        sandbox_config: &sandbox,
+        image: &image,
+        image_name: "busybox",
+        rootfs: &rootfs,
+        namespaces: PodNamespaces {
+            network: Some(netns.path()),
+            ..Default::default()
+        },
+        target_pid_namespace: None,
+        pod_files: PodFiles {
+            hostname: Some(pod.path().join("hostname")),
+            hosts: Some(pod.path().join("hosts")),
+            resolv_conf: Some(pod.path().join("resolv.conf")),
+            shm: Some(pod.path().join("shm")),
+        },
+        log_path: None,
+        cgroup_parent: cgroup_parent.clone(),
+        daemon_capabilities: daemon_capabilities().expect("daemon caps"),
+        daemon_oom_score_adj: crius_spec::own_oom_score_adj().expect("oom_score_adj"),
+        image_volumes: Vec::new(),
+        extra_annotations: HashMap::new(),
+        host: HostFeatures::detect(),
+    };
+    let built = container_spec(&input).expect("container spec");
+    crius_testutil::write_bundle_with(&bundle, &[], |s| *s = built.spec.clone()).expect("bundle");
+    let c = Container {
+        id,
+        state_root: dir.path().join("runc-state"),
+        cgroup_parent,
+        bundle,
+        _dir: dir,
+    };
+    let out = c.run();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout {stdout:?} stderr {stderr:?}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "127.0.0.1 crius-pod-host",
+            "nameserver 127.0.0.53",
+            "1",
+            "v",
+            "data-rc=1",
+            "extra-is-char",
+            "0", // /proc/timer_list is masked
+        ],
+        "stderr {stderr:?}"
+    );
+    assert!(stderr.contains("Read-only file system"), "{stderr:?}");
+    assert_eq!(
+        std::fs::read_to_string(pod.path().join("shm/from-container")).expect("shm file"),
+        "shm\n",
+        "/dev/shm is the pod's directory"
+    );
+    // The sysctl went into the pod's network namespace (read back from outside the container).
+    let ns_forward = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &netns.0,
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+        ])
+        .output()
+        .expect("ip netns exec");
+    assert_eq!(String::from_utf8_lossy(&ns_forward.stdout).trim(), "1");
+}
+
+/// A directory bind-mounted on itself and made rshared; every mount under it is lazily
+/// unmounted on drop.
+struct SharedDir {
+    dir: tempfile::TempDir,
+}
+
+impl SharedDir {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().display().to_string();
+        for args in [vec!["--bind", &p, &p], vec!["--make-rshared", &p]] {
+            let st = Command::new("mount")
+                .args(&args)
+                .status()
+                .expect("run mount");
+            assert!(st.success(), "mount {args:?}");
+        }
+        SharedDir { dir }
+    }
+}
+
+impl Drop for SharedDir {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .args(["-R", "-l"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn mount_propagation_modes_run() {
+    let shared = SharedDir::new();
+    let host = shared.dir.path().to_path_buf();
+    std::fs::create_dir(host.join("sub")).expect("sub");
+
+    // BIDIRECTIONAL: a mount made in the (privileged) container shows up on the host.
+    let mut cfg = container_config(
+        "mount -t tmpfs crius-test /data/sub && echo from-container > /data/sub/f",
+        LinuxContainerSecurityContext {
+            privileged: true,
+            ..Default::default()
+        },
+    );
+    cfg.mounts.push(k8s_cri::v1::Mount {
+        host_path: host.display().to_string(),
+        container_path: "/data".into(),
+        propagation: k8s_cri::v1::MountPropagation::PropagationBidirectional as i32,
+        ..Default::default()
+    });
+    let (out, err, code) = run(&cfg, true);
+    assert_eq!(code, Some(0), "stdout {out:?} stderr {err:?}");
+    assert_eq!(
+        std::fs::read_to_string(host.join("sub/f")).expect("propagated file"),
+        "from-container\n"
+    );
+
+    // HOST_TO_CONTAINER: accepted by the runtime (rslave), and the host's mount is visible.
+    let mut cfg = container_config("cat /data/sub/f", LinuxContainerSecurityContext::default());
+    cfg.mounts.push(k8s_cri::v1::Mount {
+        host_path: host.display().to_string(),
+        container_path: "/data".into(),
+        propagation: k8s_cri::v1::MountPropagation::PropagationHostToContainer as i32,
+        ..Default::default()
+    });
+    let (out, err, code) = run(&cfg, false);
+    assert_eq!(code, Some(0), "stdout {out:?} stderr {err:?}");
+    assert_eq!(out, "from-container\n");
 }
