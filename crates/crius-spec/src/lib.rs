@@ -63,6 +63,7 @@ pub use seccomp::{
     default_profile as default_seccomp_profile, load_profile as load_seccomp_profile,
 };
 pub use security::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
+pub use sysctl::pod_sysctls;
 pub use types::{
     ContainerSpec, ContainerSpecInput, HostFeatures, ImageVolume, PodFiles, PodNamespaces,
     ResolvedUser, SandboxSpecInput,
