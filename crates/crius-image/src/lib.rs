@@ -160,6 +160,7 @@ impl ImageService {
             pull::make_client(&self.inner.insecure)
         };
         let mut tried = Vec::new();
+        let mut seen = Vec::new();
         let mut last: Option<Failure> = None;
         for ep in &endpoints {
             tried.push(ep.to_string());
@@ -171,15 +172,17 @@ impl ImageService {
                 }
                 Err(f) => {
                     tracing::warn!(reference = %r, endpoint = %ep, failure = ?f, "pull from endpoint failed");
+                    seen.push(format!("{ep}: {}", f.describe()));
                     last = Some(f);
                 }
             }
         }
+        // The last endpoint's failure decides the kind; an unreachable end lists them all.
         Err(match last {
-            Some(Failure::Unreachable(detail)) => ImageError::Unavailable {
+            Some(Failure::Unreachable(_)) => ImageError::Unavailable {
                 registry: r.registry.clone(),
                 tried,
-                detail,
+                detail: seen.join("; "),
             },
             Some(Failure::NotFound(detail)) => ImageError::NotFound {
                 reference: r.to_string(),

@@ -133,6 +133,18 @@ pub(crate) enum Failure {
     Other(ImageError),
 }
 
+impl Failure {
+    /// One-line description for error details.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Failure::Unreachable(d) => format!("unreachable: {d}"),
+            Failure::NotFound(d) => format!("not found: {d}"),
+            Failure::Unauthorized(d) => format!("unauthorized: {d}"),
+            Failure::Other(e) => e.to_string(),
+        }
+    }
+}
+
 pub(crate) fn classify(e: OciDistributionError) -> Failure {
     match &e {
         OciDistributionError::RequestError(re) => {

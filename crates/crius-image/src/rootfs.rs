@@ -129,7 +129,8 @@ pub(crate) fn mount_overlay(
             cdata.as_c_str(),
         ) {
             Ok(()) => Ok(Ok(merged)),
-            Err(e @ (Errno::NODEV | Errno::NOSYS)) => Ok(Err(e)),
+            // No overlayfs, or one that refuses this upper filesystem (e.g. overlay on overlay).
+            Err(e @ (Errno::NODEV | Errno::NOSYS | Errno::INVAL)) => Ok(Err(e)),
             Err(e) => Err(rootfs_err(cid, "mount overlay", e)),
         };
     }

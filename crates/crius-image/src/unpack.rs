@@ -523,3 +523,157 @@ pub(crate) fn remove_tree_at(parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<
     rfs::unlinkat(parent, os(name), AtFlags::REMOVEDIR)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn header(kind: EntryType, size: u64, mode: u32) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(mode);
+        h.set_uid(1234);
+        h.set_gid(5678);
+        h.set_mtime(1_600_000_000);
+        h
+    }
+
+    fn unpack(tar: Vec<u8>) -> (tempfile::TempDir, Result<UnpackStats>) {
+        let dir = tempfile::tempdir().unwrap();
+        let r = unpack_layer(&tar[..], dir.path(), "sha256:test");
+        (dir, r)
+    }
+
+    #[test]
+    fn owners_modes_xattrs_long_names_and_replacements() {
+        let mut b = tar::Builder::new(Vec::new());
+        // A read-only directory with a file inside: modes are applied last.
+        b.append_data(&mut header(EntryType::Directory, 0, 0o555), "ro/", &b""[..])
+            .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 2, 0o640),
+            "ro/f",
+            &b"hi"[..],
+        )
+        .unwrap();
+        // PAX xattr.
+        b.append_pax_extensions([("SCHILY.xattr.user.crius", &b"yes"[..])])
+            .unwrap();
+        b.append_data(&mut header(EntryType::Regular, 1, 0o644), "x", &b"1"[..])
+            .unwrap();
+        // A long name (GNU long name entry).
+        let long = format!("{}/file", "d".repeat(150));
+        b.append_data(&mut header(EntryType::Regular, 1, 0o644), &long, &b"L"[..])
+            .unwrap();
+        // A later entry replaces an earlier one; a file replaces a directory.
+        b.append_data(
+            &mut header(EntryType::Regular, 3, 0o644),
+            "dup",
+            &b"old"[..],
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 3, 0o644),
+            "dup",
+            &b"new"[..],
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Directory, 0, 0o755),
+            "was-dir/",
+            &b""[..],
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 1, 0o644),
+            "was-dir/in",
+            &b"i"[..],
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 1, 0o644),
+            "was-dir",
+            &b"f"[..],
+        )
+        .unwrap();
+        // A symlink inside the layer may be walked through while it stays inside.
+        let mut h = header(EntryType::Symlink, 0, 0o777);
+        b.append_link(&mut h, "lnk", "ro").unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 1, 0o644),
+            "lnk/via",
+            &b"v"[..],
+        )
+        .unwrap();
+        let (dir, r) = unpack(b.into_inner().unwrap());
+        let stats = r.unwrap();
+        let p = dir.path();
+        let ro = std::fs::metadata(p.join("ro")).unwrap();
+        assert_eq!(ro.permissions().mode() & 0o7777, 0o555);
+        assert_eq!((ro.uid(), ro.gid()), (1234, 5678));
+        assert_eq!(ro.mtime(), 1_600_000_000);
+        assert_eq!(std::fs::read(p.join("ro/f")).unwrap(), b"hi");
+        assert_eq!(std::fs::read(p.join("ro/via")).unwrap(), b"v");
+        assert_eq!(std::fs::read(p.join(&long)).unwrap(), b"L");
+        assert_eq!(std::fs::read(p.join("dup")).unwrap(), b"new");
+        assert!(std::fs::metadata(p.join("was-dir")).unwrap().is_file());
+        let mut buf = [0u8; 8];
+        match rfs::getxattr(p.join("x"), "user.crius", &mut buf[..]) {
+            Ok(n) => assert_eq!(&buf[..n], b"yes"),
+            Err(Errno::NOTSUP) => {} // filesystem without user xattrs
+            Err(e) => panic!("getxattr: {e}"),
+        }
+        assert!(stats.bytes >= 10);
+        // Let the temp dir be removed despite the read-only directory.
+        std::fs::set_permissions(p.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn hostile_entries_name_the_entry() {
+        let cases: Vec<(&[u8], EntryType, &[u8], &str)> = vec![
+            (b"../x", EntryType::Regular, b"", "../x"),
+            (b"/abs", EntryType::Regular, b"", "/abs"),
+            (b"a/../../x", EntryType::Directory, b"", "a/../../x"),
+            (b"h", EntryType::Link, b"../../etc/passwd", "h"),
+            (b"h2", EntryType::Link, b"/etc/passwd", "h2"),
+            (b".wh...", EntryType::Regular, b"", ".wh..."),
+            (b".wh..", EntryType::Regular, b"", ".wh.."),
+        ];
+        for (name, kind, link, want) in cases {
+            let mut h = tar::Header::new_gnu();
+            {
+                let g = h.as_gnu_mut().unwrap();
+                g.name[..name.len()].copy_from_slice(name);
+                g.linkname[..link.len()].copy_from_slice(link);
+            }
+            h.set_entry_type(kind);
+            h.set_size(0);
+            h.set_mode(0o644);
+            h.set_cksum();
+            let mut b = tar::Builder::new(Vec::new());
+            b.append(&h, &b""[..]).unwrap();
+            let (dir, r) = unpack(b.into_inner().unwrap());
+            match r {
+                Err(ImageError::HostileLayer { entry, layer, .. }) => {
+                    assert_eq!(entry, want);
+                    assert_eq!(layer, "sha256:test");
+                }
+                other => panic!("{want}: expected HostileLayer, got {other:?}"),
+            }
+            drop(dir);
+        }
+    }
+
+    #[test]
+    fn clean_components_rules() {
+        assert_eq!(
+            clean_components(b"./a//b/.").unwrap(),
+            vec![&b"a"[..], &b"b"[..]]
+        );
+        assert!(clean_components(b"a/../b").is_err());
+        assert!(clean_components(b"/a").is_err());
+        assert!(clean_components(b"./").unwrap().is_empty());
+    }
+}
