@@ -88,7 +88,7 @@ if ! registry_up; then "$TESTENV/registry.sh" start >&2; STARTED_REGISTRY=1; fi
 # 3. the runtime under test
 if [[ -z $ENDPOINT ]]; then
 	INSTANCE=$(mktemp -d /tmp/crius-conformance-instance.XXXXXX)
-	if ! CRIUS_LOG_LEVEL=${CRIUS_LOG_LEVEL:-debug} bash "$REPO/scripts/crius-instance.sh" start "$INSTANCE"; then
+	if ! CRIUS_LOG_LEVEL=${CRIUS_LOG_LEVEL:-debug,h2=info,hyper=info,hyper_util=info,tonic=info,tower=info} bash "$REPO/scripts/crius-instance.sh" start "$INSTANCE"; then
 		cp "$INSTANCE/crius.log" "$RESULTS/crius.log" 2>/dev/null || true
 		say "###########################################################################"
 		say "### crius ($CRIUS_BIN) is present but did not start or answer the CRI:"
