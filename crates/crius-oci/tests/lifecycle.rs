@@ -330,22 +330,28 @@ async fn exec_session_pipes_and_tty(f: Fixture) {
     assert_eq!(out, "abc");
     assert_eq!(s.wait().await.unwrap(), 0);
 
-    process.set_args(Some(strings(&["sh", "-c", "read x; stty size; exit 5"])));
+    // The shell reports its terminal size when the resize reaches it (SIGWINCH), after it
+    // said it is ready: an event chain, no timing.
+    process.set_args(Some(strings(&[
+        "sh",
+        "-c",
+        "trap 'stty size; exit 5' WINCH; echo ready; while :; do read x; done",
+    ])));
     let mut t = f.rt.exec(&id, &process, true).await.expect("exec tty");
     let mut pty = t.pty.take().unwrap();
-    t.resize(33, 101).expect("resize");
-    pty.write_all(b"go\n").await.unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 1024];
+    let mut resized = false;
     loop {
-        let n = tokio::time::timeout(LONG, pty.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
+        let n = tokio::time::timeout(LONG, pty.read(&mut buf)).await.unwrap().unwrap();
         if n == 0 {
             break;
         }
         out.extend_from_slice(&buf[..n]);
+        if !resized && String::from_utf8_lossy(&out).contains("ready") {
+            t.resize(33, 101).expect("resize");
+            resized = true;
+        }
     }
     assert_eq!(t.wait().await.unwrap(), 5);
     let out = String::from_utf8_lossy(&out);
