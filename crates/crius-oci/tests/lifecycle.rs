@@ -309,6 +309,53 @@ async fn attach_round_trip(f: Fixture) {
     f.rt.delete(&id).await.unwrap();
 }
 
+/// Reads attach frames until the accumulated stdout contains `needle`.
+async fn read_until(stream: &crius_oci::AttachStream, seen: &mut String, needle: &str) {
+    while !seen.contains(needle) {
+        let frame = tokio::time::timeout(LONG, stream.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} in time; got {seen:?}"))
+            .expect("recv");
+        let (_, data) = frame.unwrap_or_else(|| panic!("attach closed before {needle:?}: {seen:?}"));
+        seen.push_str(&String::from_utf8_lossy(&data));
+    }
+}
+
+async fn terminal_attach_resize_reopen_log(f: Fixture) {
+    let id = f.id("tty");
+    let bundle = f.bundle_with(
+        &id,
+        &["sh", "-c", "trap 'stty size' WINCH; echo ready; while :; do read x; echo got:$x; done"],
+        |spec| {
+            let mut p = spec.process().clone().unwrap();
+            p.set_terminal(Some(true));
+            spec.set_process(Some(p));
+        },
+    );
+    let mut opts = f.opts(&id, &bundle);
+    opts.terminal = true;
+    opts.stdin = true;
+    f.rt.create(&opts).await.expect("create tty");
+    let stream = f.rt.attach(&id).await.expect("attach");
+    f.rt.start(&id).await.unwrap();
+    let mut seen = String::new();
+    read_until(&stream, &mut seen, "ready").await;
+    // Resize through the control fifo: the shell's WINCH trap prints the new size.
+    f.rt.resize(&id, 40, 120).await.expect("resize");
+    read_until(&stream, &mut seen, "40 120").await;
+    // Log rotation: move the log away, reopen, and the next output lands in a new file.
+    let rotated = opts.log_path.with_extension("log.1");
+    std::fs::rename(&opts.log_path, &rotated).unwrap();
+    f.rt.reopen_log(&id).await.expect("reopen log");
+    stream.send_stdin(b"x1\n").await.unwrap();
+    read_until(&stream, &mut seen, "got:x1").await;
+    let new_log = std::fs::read_to_string(&opts.log_path).expect("new log file");
+    assert!(new_log.contains("got:x1"), "{new_log}");
+    assert!(std::fs::read_to_string(&rotated).unwrap().contains("ready"));
+    f.rt.delete(&id).await.unwrap();
+    assert!(f.rt.resize(&id, 1, 1).await.is_err(), "resize after delete");
+}
+
 async fn exec_session_pipes_and_tty(f: Fixture) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let id = f.id("ses");
@@ -394,6 +441,7 @@ matrix!(
     bad_ids_refused,
     pause_resume_update,
     attach_round_trip,
+    terminal_attach_resize_reopen_log,
     exec_session_pipes_and_tty,
     version_parses,
 );
