@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures::{StreamExt, TryStreamExt};
 use oci_client::secrets::RegistryAuth as OciAuth;
 
 pub use error::{ImageError, Result};
@@ -245,16 +244,40 @@ impl ImageService {
             }
         };
 
-        let jobs = resolved
-            .layers
-            .iter()
-            .zip(diff_ids.iter())
-            .zip(chains.iter())
-            .map(|((desc, diff), chain)| self.ensure_layer(client, oref, r, desc, diff, chain));
-        futures::stream::iter(jobs)
-            .buffer_unordered(inner.config.max_concurrent_downloads.max(1))
-            .try_collect::<Vec<()>>()
-            .await?;
+        // Layers download and unpack in parallel tasks (bounded), each owning its inputs.
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            inner.config.max_concurrent_downloads.max(1),
+        ));
+        let mut tasks = tokio::task::JoinSet::new();
+        for ((desc, diff), chain) in resolved.layers.iter().zip(&diff_ids).zip(&chains) {
+            let job = LayerJob {
+                svc: self.clone(),
+                client: client.clone(),
+                oref: oref.clone(),
+                r: r.clone(),
+                desc: desc.clone(),
+                diff_id: diff.clone(),
+                chain: chain.clone(),
+            };
+            let limit = limit.clone();
+            tasks.spawn(async move {
+                let _permit = limit
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| Failure::Other(ImageError::Internal(e.to_string())))?;
+                job.run().await
+            });
+        }
+        while let Some(res) = tasks.join_next().await {
+            let res =
+                res.map_err(|e| Failure::Other(ImageError::Internal(format!("layer task: {e}"))))?;
+            if let Err(f) = res {
+                // Dropping the set aborts the other layers' tasks; their temp dirs go too.
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                return Err(f);
+            }
+        }
 
         let id = resolved.config.digest.clone();
         let size = resolved.config.size.max(0) as u64
@@ -332,19 +355,34 @@ impl ImageService {
         .map_err(Failure::Other)?;
         Ok(info)
     }
+}
 
+/// One layer to fetch, owning everything it needs (runs as its own task).
+struct LayerJob {
+    svc: ImageService,
+    client: oci_client::Client,
+    oref: oci_client::Reference,
+    r: ImageReference,
+    desc: pull::Descriptor,
+    diff_id: String,
+    chain: String,
+}
+
+impl LayerJob {
     /// Makes sure layer `chain` is unpacked (downloading it if not); one download per layer
     /// at a time, shared by concurrent pulls.
-    async fn ensure_layer(
-        &self,
-        client: &oci_client::Client,
-        oref: &oci_client::Reference,
-        r: &ImageReference,
-        desc: &pull::Descriptor,
-        diff_id: &str,
-        chain: &str,
-    ) -> std::result::Result<(), Failure> {
-        let inner = &self.inner;
+    async fn run(self) -> std::result::Result<(), Failure> {
+        let LayerJob {
+            svc,
+            client,
+            oref,
+            r,
+            desc,
+            diff_id,
+            chain,
+        } = self;
+        let (chain, diff_id, desc) = (chain.as_str(), diff_id.as_str(), &desc);
+        let inner = &svc.inner;
         let lock = inner.layer_lock(chain);
         let _guard = lock.lock().await;
         if inner.paths.has_layer(chain) {
@@ -359,7 +397,7 @@ impl ImageService {
         let diff = tmp.path().join("diff");
         std::fs::create_dir(&diff)
             .map_err(|e| Failure::Other(ImageError::io("create", &diff, e)))?;
-        let stats = pull::fetch_and_unpack_layer(client, oref, desc, diff_id, &diff, r).await;
+        let stats = pull::fetch_and_unpack_layer(&client, &oref, desc, diff_id, &diff, &r).await;
         let stats = match stats {
             Ok(s) => s,
             Err(f) => {
@@ -394,7 +432,9 @@ impl ImageService {
         }
         Ok(())
     }
+}
 
+impl ImageService {
     /// Lists images; with a non-empty filter (reference, ID or ID prefix), only the
     /// matching image (or none).
     pub async fn list(&self, filter: Option<&str>) -> Result<Vec<ImageInfo>> {
