@@ -58,8 +58,9 @@ async fn lifecycle(base: &Path, rt: &Runtime, iters: usize, tag: &str) -> Phases
         delete: vec![],
         total: vec![],
     };
-    let bundle = crius_testutil::write_bundle(&base.join(format!("bundle-{tag}")), &["sleep", "1000"])
-        .expect("bundle");
+    let bundle =
+        crius_testutil::write_bundle(&base.join(format!("bundle-{tag}")), &["sleep", "1000"])
+            .expect("bundle");
     for i in 0..iters + 1 {
         let id = crius_testutil::unique_id(&format!("bench-{tag}"));
         let opts = CreateOptions::new(
@@ -95,7 +96,8 @@ async fn lifecycle(base: &Path, rt: &Runtime, iters: usize, tag: &str) -> Phases
 }
 
 fn raw_runc(base: &Path, iters: usize) -> Vec<Duration> {
-    let bundle = crius_testutil::write_bundle(&base.join("bundle-raw"), &["sleep", "1000"]).expect("bundle");
+    let bundle =
+        crius_testutil::write_bundle(&base.join("bundle-raw"), &["sleep", "1000"]).expect("bundle");
     let root = base.join("rawroot");
     let mut v = vec![];
     for i in 0..iters + 1 {
@@ -130,7 +132,8 @@ fn raw_runc(base: &Path, iters: usize) -> Vec<Duration> {
 }
 
 async fn exec_compare(base: &Path, rt: &Runtime, iters: usize) -> (Duration, Duration) {
-    let bundle = crius_testutil::write_bundle(&base.join("bundle-exec"), &["sleep", "1000"]).expect("bundle");
+    let bundle = crius_testutil::write_bundle(&base.join("bundle-exec"), &["sleep", "1000"])
+        .expect("bundle");
     let id = crius_testutil::unique_id("bench-exec");
     let persist = base.join("persist").join(&id);
     let opts = CreateOptions::new(&id, &bundle, base.join("exec.log"), &persist);
@@ -141,7 +144,10 @@ async fn exec_compare(base: &Path, rt: &Runtime, iters: usize) -> (Duration, Dur
     let mut raw = vec![];
     for i in 0..iters + 1 {
         let t = Instant::now();
-        let out = rt.exec_sync(&id, &cmd, Some(Duration::from_secs(30))).await.expect("exec");
+        let out = rt
+            .exec_sync(&id, &cmd, Some(Duration::from_secs(30)))
+            .await
+            .expect("exec");
         assert_eq!(out.exit_code, 0);
         let d1 = t.elapsed();
         let t = Instant::now();
@@ -178,10 +184,16 @@ fn rss_pss(pid: i32) -> (u64, u64) {
 }
 
 async fn idle_memory(base: &Path, rt: &Runtime, tag: &str) -> (u64, u64) {
-    let bundle = crius_testutil::write_bundle(&base.join(format!("bundle-mem-{tag}")), &["sleep", "1000"])
-        .expect("bundle");
+    let bundle =
+        crius_testutil::write_bundle(&base.join(format!("bundle-mem-{tag}")), &["sleep", "1000"])
+            .expect("bundle");
     let id = crius_testutil::unique_id(&format!("bench-mem-{tag}"));
-    let opts = CreateOptions::new(&id, &bundle, base.join(format!("{id}.log")), base.join("persist").join(&id));
+    let opts = CreateOptions::new(
+        &id,
+        &bundle,
+        base.join(format!("{id}.log")),
+        base.join("persist").join(&id),
+    );
     let created = rt.create(&opts).await.expect("create");
     rt.start(&id).await.expect("start");
     let pid = created.monitor_pid.expect("monitor pid");
@@ -192,11 +204,21 @@ async fn idle_memory(base: &Path, rt: &Runtime, tag: &str) -> (u64, u64) {
 
 #[tokio::main]
 async fn main() {
-    let iters: usize = std::env::var("ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let base = tempfile::Builder::new().prefix("crius-bench-").tempdir().expect("tempdir");
+    let iters: usize = std::env::var("ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let base = tempfile::Builder::new()
+        .prefix("crius-bench-")
+        .tempdir()
+        .expect("tempdir");
     let crius_mon = monitor_path();
     let conmon = PathBuf::from("/usr/bin/conmon");
-    println!("monitor binaries: {} / {}", crius_mon.display(), conmon.display());
+    println!(
+        "monitor binaries: {} / {}",
+        crius_mon.display(),
+        conmon.display()
+    );
     println!("samples per row: {iters} (after one warm-up)\n");
 
     println!("| path | create | start | stop (kill) | delete | total | vs raw runc |");
@@ -221,7 +243,10 @@ async fn main() {
             );
         }
     }
-    println!("| raw `runc run -d` + `runc delete -f` | | | | | {} | 1.00x |", ms(raw_m));
+    println!(
+        "| raw `runc run -d` + `runc delete -f` | | | | | {} | 1.00x |",
+        ms(raw_m)
+    );
 
     let dir = base.path().join("exec");
     std::fs::create_dir_all(&dir).expect("dir");
@@ -229,7 +254,11 @@ async fn main() {
     let (ours, raw) = exec_compare(&dir, &rt, iters).await;
     println!("\n| exec of `true` (runc) | median ms | ratio |");
     println!("|---|---|---|");
-    println!("| Runtime::exec_sync (direct runc exec, pid file, capped pipes) | {} | {:.2}x |", ms(ours), ours.as_secs_f64() / raw.as_secs_f64());
+    println!(
+        "| Runtime::exec_sync (direct runc exec, pid file, capped pipes) | {} | {:.2}x |",
+        ms(ours),
+        ours.as_secs_f64() / raw.as_secs_f64()
+    );
     println!("| raw `runc exec` | {} | 1.00x |", ms(raw));
 
     println!("\n| idle monitor (runc, `sleep`) | RSS KiB | PSS KiB |");

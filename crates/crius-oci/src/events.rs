@@ -89,18 +89,30 @@ pub(crate) struct DirWatch {
 impl DirWatch {
     /// Starts watching `dir`. Check for the file *after* this returns to avoid missing it.
     pub(crate) fn new(dir: &Path) -> io::Result<Self> {
+        let watch = DirWatch::empty()?;
+        watch.add(dir, false)?;
+        Ok(watch)
+    }
+
+    /// A watch on no directory yet.
+    pub(crate) fn empty() -> io::Result<Self> {
         let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
-        inotify::add_watch(
-            &fd,
-            dir,
-            inotify::WatchFlags::CREATE
-                | inotify::WatchFlags::MOVED_TO
-                | inotify::WatchFlags::CLOSE_WRITE
-                | inotify::WatchFlags::ATTRIB,
-        )?;
         Ok(DirWatch {
             fd: async_fd(fd, Interest::READABLE)?,
         })
+    }
+
+    /// Also watches `dir` (for removals too when `removals`).
+    pub(crate) fn add(&self, dir: &Path, removals: bool) -> io::Result<()> {
+        let mut flags = inotify::WatchFlags::CREATE
+            | inotify::WatchFlags::MOVED_TO
+            | inotify::WatchFlags::CLOSE_WRITE
+            | inotify::WatchFlags::ATTRIB;
+        if removals {
+            flags |= inotify::WatchFlags::DELETE | inotify::WatchFlags::MOVED_FROM;
+        }
+        inotify::add_watch(self.fd.get_ref(), dir, flags)?;
+        Ok(())
     }
 
     /// Waits for the next batch of events and returns the names they concern.

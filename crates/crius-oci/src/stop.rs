@@ -3,13 +3,15 @@
 use std::time::Duration;
 
 use crate::error::{OciError, Result};
-use crate::events::{wait_for_file, ProcessHandle};
+use crate::events::{wait_for_file, DirWatch, ProcessHandle};
 use crate::runtime::Runtime;
 use crate::signal::Signal;
 use crate::state::ContainerState;
 
 /// How long `stop` waits, once the process is gone, for the monitor's exit record.
 const EXIT_RECORD_WAIT: Duration = Duration::from_secs(10);
+/// How long after the monitor removed its attach link the exit record may still take.
+const LINK_GONE_GRACE: Duration = Duration::from_secs(1);
 
 impl Runtime {
     /// Sends `stop_signal` (default SIGTERM) to the container's init, waits up to `timeout`
@@ -85,12 +87,35 @@ impl Runtime {
         Ok(())
     }
 
-    /// Waits (event-driven, bounded) for the monitor to write `<exit-dir>/<id>`. A monitor that
-    /// died never writes it: that is logged, not an error.
+    /// Waits (event-driven, bounded) for the monitor to write `<exit-dir>/<id>`. The monitor
+    /// removes its `<socket-dir>/<id>` link as it exits (conmon after the exit file,
+    /// crius-monitor just before it): once the link is gone, the record follows within
+    /// [`LINK_GONE_GRACE`] or never (a killed monitor), so the wait is cut short.
     async fn wait_exit_record(&self, id: &str) {
-        match wait_for_file(&self.monitor.exit_dir, id, EXIT_RECORD_WAIT).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(id, "no exit record from the monitor after the exit"),
+        let exit_file = self.monitor.exit_dir.join(id);
+        let link = self.monitor.socket_dir.join(id);
+        let watch = DirWatch::empty().and_then(|w| {
+            w.add(&self.monitor.exit_dir, false)?;
+            w.add(&self.monitor.socket_dir, true)?;
+            Ok(w)
+        });
+        let watch = match watch {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(id, error = %e, "cannot watch the exit dir");
+                return;
+            }
+        };
+        let done = || exit_file.exists() || std::fs::symlink_metadata(&link).is_err();
+        let mut waited = watch.wait_until(EXIT_RECORD_WAIT, done).await;
+        if matches!(waited, Ok(true)) && !exit_file.exists() {
+            waited = watch
+                .wait_until(LINK_GONE_GRACE, || exit_file.exists())
+                .await;
+        }
+        match waited {
+            Ok(true) if exit_file.exists() => {}
+            Ok(_) => tracing::warn!(id, "no exit record from the monitor after the exit"),
             Err(e) => tracing::warn!(id, error = %e, "cannot watch the exit dir"),
         }
     }

@@ -316,7 +316,8 @@ async fn read_until(stream: &crius_oci::AttachStream, seen: &mut String, needle:
             .await
             .unwrap_or_else(|_| panic!("no {needle:?} in time; got {seen:?}"))
             .expect("recv");
-        let (_, data) = frame.unwrap_or_else(|| panic!("attach closed before {needle:?}: {seen:?}"));
+        let (_, data) =
+            frame.unwrap_or_else(|| panic!("attach closed before {needle:?}: {seen:?}"));
         seen.push_str(&String::from_utf8_lossy(&data));
     }
 }
@@ -325,7 +326,11 @@ async fn terminal_attach_resize_reopen_log(f: Fixture) {
     let id = f.id("tty");
     let bundle = f.bundle_with(
         &id,
-        &["sh", "-c", "trap 'stty size' WINCH; echo ready; while :; do read x; echo got:$x; done"],
+        &[
+            "sh",
+            "-c",
+            "trap 'stty size' WINCH; echo ready; while :; do read x; echo got:$x; done",
+        ],
         |spec| {
             let mut p = spec.process().clone().unwrap();
             p.set_terminal(Some(true));
@@ -390,7 +395,10 @@ async fn exec_session_pipes_and_tty(f: Fixture) {
     let mut buf = [0u8; 1024];
     let mut resized = false;
     loop {
-        let n = tokio::time::timeout(LONG, pty.read(&mut buf)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(LONG, pty.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         if n == 0 {
             break;
         }
