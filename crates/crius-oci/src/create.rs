@@ -464,8 +464,9 @@ impl Runtime {
             context: format!("container {id}: create: sync pipe"),
             message: format!("pid {} out of range", msg.data),
         })?;
-        out_task.abort();
-        err_task.abort();
+        // The capture tasks end by themselves at EOF (the monitor points its stdio at
+        // /dev/null once it daemonized); nobody awaits them.
+        drop((out_task, err_task));
         let mut monitor_pid = read_pid(&opts.monitor_pidfile_path());
         if monitor_pid.is_none() {
             // The monitor's first process writes `-P` just before it exits: wait for that
@@ -520,16 +521,27 @@ impl Runtime {
     }
 }
 
-/// Reads a bounded amount of a monitor output pipe in the background.
+/// Reads a monitor output pipe in the background until EOF, keeping the first
+/// [`MAX_MONITOR_OUTPUT`] bytes. It keeps draining (never closes the pipe early) so that a
+/// monitor still writing to it cannot die of SIGPIPE.
 fn capture<R: AsyncRead + Unpin + Send + 'static>(
     pipe: Option<R>,
 ) -> tokio::task::JoinHandle<Vec<u8>> {
     tokio::spawn(async move {
-        let mut buf = Vec::new();
-        if let Some(p) = pipe {
-            let _ = p.take(MAX_MONITOR_OUTPUT).read_to_end(&mut buf).await;
+        let mut kept = Vec::new();
+        if let Some(mut p) = pipe {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match p.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let room = (MAX_MONITOR_OUTPUT as usize).saturating_sub(kept.len());
+                        kept.extend_from_slice(&chunk[..n.min(room)]);
+                    }
+                }
+            }
         }
-        buf
+        kept
     })
 }
 
