@@ -164,6 +164,18 @@ async fn exit_code_recorded_and_stop_of_stopped(f: Fixture) {
     let st = f.rt.status(&id, Some(&f.persist_dir(&id))).await.unwrap();
     assert_eq!(st.state, ContainerState::Stopped);
     assert_eq!(st.pid, None);
+    // Exec into a stopped container is the runtime's refusal, not an exit code.
+    let err =
+        f.rt.exec_sync(&id, &strings(&["true"]), Some(LONG))
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(
+            err.code(),
+            ErrorCode::FailedPrecondition | ErrorCode::NotFound
+        ),
+        "{err:?}"
+    );
     // Stopping a stopped container succeeds, twice.
     f.rt.stop(&id, Duration::from_secs(1), None)
         .await
@@ -183,6 +195,36 @@ async fn exit_code_recorded_and_stop_of_stopped(f: Fixture) {
         .expect("stop deleted");
     assert!(f.rt.status(&id, None).await.unwrap_err().is_not_found());
     assert!(!f.base.path().join("exits").join(&id).exists());
+}
+
+async fn oom_kill_is_recorded(f: Fixture) {
+    let id = f.id("oom");
+    // The shell (pid 1) grows a variable far past a 16 MiB limit.
+    let bundle = f.bundle_with(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}",
+        ],
+        |spec| {
+            let res: oci_spec::runtime::LinuxResources =
+                serde_json::from_str(r#"{"memory":{"limit":16777216}}"#).unwrap();
+            let mut linux = spec.linux().clone().unwrap();
+            linux.set_resources(Some(res));
+            spec.set_linux(Some(linux));
+        },
+    );
+    let persist = f.persist_dir(&id);
+    f.rt.create(&f.opts(&id, &bundle)).await.expect("create");
+    f.rt.start(&id).await.unwrap();
+    let rec =
+        f.rt.wait_exit(&id, Some(&persist), LONG)
+            .await
+            .expect("exit");
+    assert_eq!(rec.exit_code, 137, "{rec:?}");
+    assert!(rec.oom_killed, "{rec:?}");
+    f.rt.delete(&id).await.unwrap();
 }
 
 async fn exit_recorded_after_starter_is_gone(f: Fixture) {
@@ -445,6 +487,7 @@ matrix!(
     stop_signal_is_honoured,
     exit_code_recorded_and_stop_of_stopped,
     exit_recorded_after_starter_is_gone,
+    oom_kill_is_recorded,
     failed_create_leaves_nothing,
     bad_ids_refused,
     pause_resume_update,
