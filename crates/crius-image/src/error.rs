@@ -93,7 +93,8 @@ pub enum ImageError {
         /// Why.
         reason: String,
     },
-    /// The image is in use by a container rootfs and cannot be removed: gRPC `FailedPrecondition`.
+    /// The image is in use and cannot be removed: gRPC `FailedPrecondition`. Not returned
+    /// today (removal of an image in use is allowed; its layers stay until the rootfs goes).
     #[error("image {image} is in use by container {container}")]
     InUse {
         /// Image ID.

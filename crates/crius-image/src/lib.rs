@@ -192,6 +192,11 @@ impl ImageService {
                 reference: r.to_string(),
                 detail,
             },
+            Some(Failure::Registry(detail)) => ImageError::Registry {
+                registry: tried.last().cloned().unwrap_or_default(),
+                reference: r.to_string(),
+                detail,
+            },
             Some(Failure::Other(e)) => e,
             None => ImageError::Internal(format!("no endpoint for {r}")),
         })

@@ -130,6 +130,8 @@ pub(crate) enum Failure {
     Unreachable(String),
     NotFound(String),
     Unauthorized(String),
+    /// The registry answered with an error we do not classify further.
+    Registry(String),
     Other(ImageError),
 }
 
@@ -140,6 +142,7 @@ impl Failure {
             Failure::Unreachable(d) => format!("unreachable: {d}"),
             Failure::NotFound(d) => format!("not found: {d}"),
             Failure::Unauthorized(d) => format!("unauthorized: {d}"),
+            Failure::Registry(d) => d.clone(),
             Failure::Other(e) => e.to_string(),
         }
     }
@@ -162,6 +165,10 @@ pub(crate) fn classify(e: OciDistributionError) -> Failure {
             code: 401 | 403, ..
         } => Failure::Unauthorized(e.to_string()),
         OciDistributionError::ServerError { code: 404, .. } => Failure::NotFound(e.to_string()),
+        OciDistributionError::ServerError {
+            code: 429 | 502 | 503 | 504,
+            ..
+        } => Failure::Unreachable(e.to_string()),
         OciDistributionError::ImageManifestNotFoundError(_) => Failure::NotFound(e.to_string()),
         OciDistributionError::RegistryError { envelope, .. } => {
             let detail = envelope
@@ -187,10 +194,10 @@ pub(crate) fn classify(e: OciDistributionError) -> Failure {
             {
                 Failure::Unauthorized(detail)
             } else {
-                Failure::Other(ImageError::Internal(detail))
+                Failure::Registry(detail)
             }
         }
-        _ => Failure::Other(ImageError::Internal(e.to_string())),
+        _ => Failure::Registry(e.to_string()),
     }
 }
 

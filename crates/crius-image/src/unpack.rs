@@ -298,7 +298,7 @@ impl Unpacker<'_> {
                     mtime,
                 });
             }
-            EntryType::Regular | EntryType::Continuous => {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 self.clear(&parent, name, false)?;
                 let fd = rfs::openat(
                     &parent,
