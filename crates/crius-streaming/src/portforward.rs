@@ -26,7 +26,11 @@ struct Pair {
 }
 
 /// Serves port forwarding on an established SPDY connection until the client hangs up.
-pub(crate) async fn serve<B: Backend>(backend: Arc<B>, pod_sandbox_id: String, mut conn: Connection) {
+pub(crate) async fn serve<B: Backend>(
+    backend: Arc<B>,
+    pod_sandbox_id: String,
+    mut conn: Connection,
+) {
     let mut pending: HashMap<String, Pair> = HashMap::new();
     let mut forwards = JoinSet::new();
     let mut gone = conn.gone.clone();
@@ -41,9 +45,7 @@ pub(crate) async fn serve<B: Backend>(backend: Arc<B>, pod_sandbox_id: String, m
         };
         let request_id = header(&stream.headers, "requestid")
             .map(str::to_owned)
-            .unwrap_or_else(|| {
-                format!("port-{}", header(&stream.headers, "port").unwrap_or(""))
-            });
+            .unwrap_or_else(|| format!("port-{}", header(&stream.headers, "port").unwrap_or("")));
         let entry = pending.entry(request_id.clone()).or_default();
         match header(&stream.headers, "streamtype") {
             Some("error") => entry.error = Some(stream),
@@ -68,7 +70,7 @@ pub(crate) async fn serve<B: Backend>(backend: Arc<B>, pod_sandbox_id: String, m
     // The client is gone: cancel what is still forwarding (drops the backend futures).
     forwards.abort_all();
     while forwards.join_next().await.is_some() {}
-    conn.close().await;
+    conn.close(std::time::Duration::ZERO).await;
 }
 
 async fn forward<B: Backend>(

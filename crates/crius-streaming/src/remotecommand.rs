@@ -199,7 +199,11 @@ fn resize_pump(
 pub(crate) fn status_message(version: Version, result: &Result<i32, String>) -> Option<Vec<u8>> {
     let json = version >= Version::V4;
     match result {
-        Ok(0) if json => Some(json!({"metadata": {}, "status": "Success"}).to_string().into()),
+        Ok(0) if json => Some(
+            json!({"metadata": {}, "status": "Success"})
+                .to_string()
+                .into(),
+        ),
         Ok(0) => None,
         Ok(code) if json => {
             let message = format!("command terminated with non-zero exit code: exit code {code}");
@@ -360,7 +364,13 @@ mod tests {
 
     #[test]
     fn version_names_round_trip() {
-        for v in [Version::V1, Version::V2, Version::V3, Version::V4, Version::V5] {
+        for v in [
+            Version::V1,
+            Version::V2,
+            Version::V3,
+            Version::V4,
+            Version::V5,
+        ] {
             assert_eq!(Version::from_name(v.name()), Some(v));
         }
         assert_eq!(Version::from_name("v6.channel.k8s.io"), None);

@@ -30,6 +30,8 @@ use crate::ws::{self, WsTunnel, WS_VERSIONS};
 
 /// Header carrying the SPDY sub-protocol versions (request: offered; response: chosen).
 const STREAM_PROTOCOL_HEADER: &str = "x-stream-protocol-version";
+/// How long a SPDY client gets to read everything and hang up after a session ended.
+const PEER_CLOSE_WAIT: Duration = Duration::from_secs(30);
 /// Header listing the versions we accept, sent when negotiation fails.
 const ACCEPTED_PROTOCOLS_HEADER: &str = "x-accepted-stream-protocol-versions";
 
@@ -289,17 +291,17 @@ enum Transport {
     WebSocket { protocol: String, accept: String },
 }
 
-fn choose_transport(req: &Request<Incoming>, kind: &str) -> Result<Transport, Resp> {
+fn choose_transport(req: &Request<Incoming>, kind: &str) -> Result<Transport, Box<Resp>> {
     let h = req.headers();
     if header_has(h, header::UPGRADE, "websocket") {
         let key = h
             .get(header::SEC_WEBSOCKET_KEY)
-            .ok_or_else(|| plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"))?;
+            .ok_or_else(|| Box::new(plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key")))?;
         if !header_has(h, header::SEC_WEBSOCKET_VERSION, "13") {
-            return Err(plain(
+            return Err(Box::new(plain(
                 StatusCode::BAD_REQUEST,
                 "unsupported Sec-WebSocket-Version",
-            ));
+            )));
         }
         let supported: Vec<&str> = if kind == "portforward" {
             vec![portforward::TUNNEL_PROTOCOL]
@@ -308,12 +310,12 @@ fn choose_transport(req: &Request<Incoming>, kind: &str) -> Result<Transport, Re
         };
         let offered = header_list(h, "sec-websocket-protocol");
         let protocol = negotiate(&offered, &supported).ok_or_else(|| {
-            plain(
+            Box::new(plain(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "unable to upgrade: none of the WebSocket subprotocols {offered:?} is supported ({supported:?})"
                 ),
-            )
+            ))
         })?;
         return Ok(Transport::WebSocket {
             protocol: protocol.to_owned(),
@@ -322,10 +324,10 @@ fn choose_transport(req: &Request<Incoming>, kind: &str) -> Result<Transport, Re
     }
     if !header_has(h, header::CONNECTION, "upgrade") || !header_has(h, header::UPGRADE, "SPDY/3.1")
     {
-        return Err(plain(
+        return Err(Box::new(plain(
             StatusCode::BAD_REQUEST,
             "unable to upgrade: missing upgrade headers in request",
-        ));
+        )));
     }
     let supported: Vec<&str> = if kind == "portforward" {
         vec![portforward::PROTOCOL]
@@ -354,12 +356,10 @@ fn choose_transport(req: &Request<Incoming>, kind: &str) -> Result<Transport, Re
                 format!("unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports {supported:?}"),
             );
             for s in supported {
-                resp.headers_mut().append(
-                    ACCEPTED_PROTOCOLS_HEADER,
-                    HeaderValue::from_static(s),
-                );
+                resp.headers_mut()
+                    .append(ACCEPTED_PROTOCOLS_HEADER, HeaderValue::from_static(s));
             }
-            Err(resp)
+            Err(Box::new(resp))
         }
     }
 }
@@ -384,7 +384,7 @@ async fn handle<B: Backend>(
     // to SPDY) on the same URL.
     let transport = match choose_transport(&req, kind) {
         Ok(t) => t,
-        Err(resp) => return Ok(resp),
+        Err(resp) => return Ok(*resp),
     };
     let Some(pending) = inner.cache.take(token) else {
         return Ok(plain(StatusCode::NOT_FOUND, "not found"));
@@ -551,20 +551,28 @@ async fn spdy_remotecommand<B: Backend>(
             let msg = "timed out waiting for the client to create streams";
             let _ = e.send.send(msg.as_bytes()).await;
         }
-        conn.close().await;
+        conn.close(PEER_CLOSE_WAIT).await;
         return;
     }
     let Some(error) = streams.error else {
         return;
     };
+    // Our halves of stdin and resize stay open for the whole session: client-go takes a
+    // FIN on stdin as "the container closed stdin" and stops sending.
+    let mut held_open = Vec::new();
+    let mut recv_of = |s: IncomingStream| {
+        held_open.push(s.send);
+        s.recv
+    };
     let channels = remotecommand::Channels {
-        stdin: streams.stdin.map(|s| s.recv),
-        resize: streams.resize.map(|s| s.recv),
+        stdin: streams.stdin.map(&mut recv_of),
+        resize: streams.resize.map(&mut recv_of),
         stdout: streams.stdout.map(|s| remotecommand::OutSink::Spdy(s.send)),
         stderr: streams.stderr.map(|s| remotecommand::OutSink::Spdy(s.send)),
         error: remotecommand::OutSink::Spdy(error.send),
     };
     let gone = conn.gone.clone();
     remotecommand::run(&*inner.backend, session, version, opts.tty, channels, gone).await;
-    conn.close().await;
+    drop(held_open);
+    conn.close(PEER_CLOSE_WAIT).await;
 }

@@ -9,9 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
-use super::frame::{
-    rst, Decoder, Encoder, Frame, Headers, FLAG_FIN, SETTINGS_INITIAL_WINDOW_SIZE,
-};
+use super::frame::{rst, Decoder, Encoder, Frame, Headers, FLAG_FIN, SETTINGS_INITIAL_WINDOW_SIZE};
 use super::{Gone, SpdyError};
 
 /// Initial window of every stream and of the session (SPDY/3.1 default).
@@ -273,9 +271,15 @@ impl Connection {
         })
     }
 
-    /// Sends GOAWAY after everything queued, shuts the write side, and waits (a little) for
-    /// the peer to hang up.
-    pub(crate) async fn close(mut self) {
+    /// Lets the peer hang up first (up to `wait_for_peer`), then sends GOAWAY after
+    /// everything queued, shuts the write side, and waits a little for the peer's end.
+    ///
+    /// Waiting matters: on GOAWAY the Go spdystream library discards frames it has read
+    /// but not yet handed to its streams, which truncates output. client-go closes the
+    /// connection itself once it has read every stream to its end.
+    pub(crate) async fn close(mut self, wait_for_peer: Duration) {
+        let mut gone = self.gone.clone();
+        let _ = tokio::time::timeout(wait_for_peer, gone.wait_for(|g| *g)).await;
         let _ = self.data_tx.send(WriterMsg::Close).await;
         let _ = (&mut self.writer).await;
         let _ = tokio::time::timeout(CLOSE_GRACE, &mut self.reader).await;
@@ -445,7 +449,9 @@ impl Reader {
                     self.flow.window_update(stream_id, delta);
                 }
             }
-            Frame::Headers { stream_id, flags, .. } => {
+            Frame::Headers {
+                stream_id, flags, ..
+            } => {
                 if flags & FLAG_FIN != 0 {
                     self.inbound.remove(&stream_id);
                 }
@@ -467,7 +473,7 @@ impl Reader {
     fn syn_stream(&mut self, id: u32, flags: u8, headers: Headers) {
         use std::sync::atomic::Ordering;
         let last = self.last_stream.load(Ordering::Relaxed);
-        if id % 2 == 0 || id <= last {
+        if id & 1 == 0 || id <= last {
             self.ctrl(Frame::RstStream {
                 stream_id: id,
                 status: rst::PROTOCOL_ERROR,

@@ -263,7 +263,6 @@ impl Encoder {
         out.extend_from_slice(&payload);
         Ok(())
     }
-
 }
 
 /// Decodes the frames one side of a connection receives; owns that direction's zlib stream.

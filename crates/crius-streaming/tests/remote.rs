@@ -1,0 +1,322 @@
+//! Exec, attach and port-forward driven by client-go (SPDY and WebSocket) against the
+//! server with a backend that runs real host processes.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{goclient, http_server, http_status, run_goclient, Event, HostBackend};
+use crius_streaming::{
+    AttachRequest, Clock, ExecRequest, PortForwardRequest, ServerConfig, StreamingServer, TermSize,
+};
+use tokio::sync::mpsc;
+
+const TRANSPORTS: [&str; 2] = ["spdy", "websocket"];
+
+async fn server() -> (StreamingServer<HostBackend>, mpsc::UnboundedReceiver<Event>) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let (backend, events) = HostBackend::new();
+    let server = StreamingServer::start(ServerConfig::default(), backend)
+        .await
+        .unwrap();
+    (server, events)
+}
+
+fn exec(cmd: &[&str], stdin: bool, tty: bool) -> ExecRequest {
+    ExecRequest {
+        container_id: "c1".into(),
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        tty,
+        stdin,
+        stdout: true,
+        stderr: !tty,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_returns_exit_codes_and_output() {
+    let Some(bin) = goclient() else { return };
+    let (server, _events) = server().await;
+    for transport in TRANSPORTS {
+        let url = server
+            .get_exec(exec(
+                &["sh", "-c", "echo out; echo err >&2; exit 3"],
+                false,
+                false,
+            ))
+            .unwrap()
+            .to_string();
+        let run = run_goclient(&bin, &["exec", "-url", &url, "-transport", transport], b"").await;
+        assert_eq!(run.code, 3, "{transport}: {run:?}");
+        assert_eq!(run.stdout, "out\n", "{transport}");
+        assert_eq!(run.stderr, "err\n", "{transport}");
+
+        let url = server
+            .get_exec(exec(&["true"], false, false))
+            .unwrap()
+            .to_string();
+        let run = run_goclient(&bin, &["exec", "-url", &url, "-transport", transport], b"").await;
+        assert_eq!(run.code, 0, "{transport}: {run:?}");
+        assert_eq!(run.stdout, "");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_pipes_stdin_through() {
+    let Some(bin) = goclient() else { return };
+    let (server, _events) = server().await;
+    // More than one SPDY window (64 KiB) and several WebSocket messages each way.
+    let input: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    for transport in TRANSPORTS {
+        let url = server
+            .get_exec(exec(&["cat"], true, false))
+            .unwrap()
+            .to_string();
+        let args = ["exec", "-url", &url, "-transport", transport, "-stdin"];
+        let run = run_goclient(&bin, &args, input.as_bytes()).await;
+        assert_eq!(run.code, 0, "{transport}: {}", run.stderr);
+        assert!(
+            run.stdout == input,
+            "{transport}: stdout differs ({} bytes)",
+            run.stdout.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_large_output() {
+    let Some(bin) = goclient() else { return };
+    let (server, _events) = server().await;
+    for transport in TRANSPORTS {
+        let url = server
+            .get_exec(exec(
+                &["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' a"],
+                false,
+                false,
+            ))
+            .unwrap()
+            .to_string();
+        let run = run_goclient(&bin, &["exec", "-url", &url, "-transport", transport], b"").await;
+        assert_eq!(run.code, 0, "{transport}: {}", run.stderr);
+        assert_eq!(run.stdout.len(), 300_000, "{transport}");
+        assert!(run.stdout.bytes().all(|b| b == b'a'), "{transport}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_with_tty_gets_terminal_and_size() {
+    let Some(bin) = goclient() else { return };
+    let (server, mut events) = server().await;
+    for transport in TRANSPORTS {
+        let script = "test -t 0 && test -t 1 && echo on-a-tty; stty size; exit 5";
+        let url = server
+            .get_exec(exec(&["sh", "-c", script], false, true))
+            .unwrap()
+            .to_string();
+        let args = [
+            "exec",
+            "-url",
+            &url,
+            "-transport",
+            transport,
+            "-tty",
+            "-width",
+            "100",
+            "-height",
+            "40",
+        ];
+        let run = run_goclient(&bin, &args, b"").await;
+        assert_eq!(run.code, 5, "{transport}: {run:?}");
+        // The terminal turns \n into \r\n.
+        assert_eq!(run.stdout, "on-a-tty\r\n40 100\r\n", "{transport}");
+        let mut resized = false;
+        while let Ok(ev) = events.try_recv() {
+            resized |= ev
+                == Event::Resize(TermSize {
+                    width: 100,
+                    height: 40,
+                });
+        }
+        assert!(
+            resized,
+            "{transport}: resize message did not reach the backend"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_with_tty_and_stdin() {
+    let Some(bin) = goclient() else { return };
+    let (server, _events) = server().await;
+    for transport in TRANSPORTS {
+        let url = server
+            .get_exec(exec(&["sh", "-c", "read line; echo got:$line"], true, true))
+            .unwrap()
+            .to_string();
+        let args = [
+            "exec",
+            "-url",
+            &url,
+            "-transport",
+            transport,
+            "-tty",
+            "-stdin",
+            "-width",
+            "80",
+            "-height",
+            "24",
+        ];
+        let run = run_goclient(&bin, &args, b"hello\n").await;
+        assert_eq!(run.code, 0, "{transport}: {run:?}");
+        // The terminal echoes the input line, then the command's output follows.
+        assert!(
+            run.stdout.ends_with("got:hello\r\n"),
+            "{transport}: {:?}",
+            run.stdout
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_streams_stdin_to_stdout() {
+    let Some(bin) = goclient() else { return };
+    let (server, _events) = server().await;
+    for transport in TRANSPORTS {
+        let req = AttachRequest {
+            container_id: "c1".into(),
+            tty: false,
+            stdin: true,
+            stdout: true,
+            stderr: true,
+        };
+        let url = server.get_attach(req).unwrap().to_string();
+        let args = ["exec", "-url", &url, "-transport", transport, "-stdin"];
+        let run = run_goclient(&bin, &args, b"attached\n").await;
+        assert_eq!(run.code, 0, "{transport}: {run:?}");
+        assert_eq!(run.stdout, "attached\n");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_carries_http() {
+    let Some(bin) = goclient() else { return };
+    let (server, mut events) = server().await;
+    let port = http_server("hello-from-pod").await;
+    for transport in TRANSPORTS {
+        let req = PortForwardRequest {
+            pod_sandbox_id: "pod-1".into(),
+            ports: vec![port],
+        };
+        let url = server.get_port_forward(req).unwrap().to_string();
+        let port_arg = port.to_string();
+        let args = [
+            "portforward",
+            "-url",
+            &url,
+            "-transport",
+            transport,
+            "-port",
+            &port_arg,
+            "-requests",
+            "3",
+        ];
+        let run = run_goclient(&bin, &args, b"").await;
+        assert_eq!(run.code, 0, "{transport}: {run:?}");
+        assert_eq!(run.stdout, "hello-from-pod\n".repeat(3), "{transport}");
+        let mut forwards = 0;
+        while let Ok(ev) = events.try_recv() {
+            if ev == Event::Forward("pod-1".into(), port) {
+                forwards += 1;
+            }
+        }
+        assert_eq!(forwards, 3, "{transport}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_error_reaches_client() {
+    let Some(bin) = goclient() else { return };
+    let (server, _events) = server().await;
+    // A port nothing listens on: bind, note the port, close.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port().to_string();
+    drop(closed);
+    let req = PortForwardRequest {
+        pod_sandbox_id: "pod-2".into(),
+        ports: vec![],
+    };
+    let url = server.get_port_forward(req).unwrap().to_string();
+    let args = ["portforward", "-url", &url, "-port", &port];
+    let run = run_goclient(&bin, &args, b"").await;
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("error forwarding port") && run.stderr.contains("pod-2"),
+        "{run:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn used_unknown_and_wrong_kind_tokens_get_404() {
+    let Some(bin) = goclient() else { return };
+    let (server, _events) = server().await;
+    let url = server.get_exec(exec(&["true"], false, false)).unwrap();
+    let url_s = url.to_string();
+    let first = run_goclient(&bin, &["exec", "-url", &url_s], b"").await;
+    assert_eq!(first.code, 0, "{first:?}");
+    let second = run_goclient(&bin, &["exec", "-url", &url_s], b"").await;
+    assert_eq!(second.code, 100, "{second:?}");
+    assert!(second.stderr.contains("not found"), "{second:?}");
+    let addr = server.local_addr();
+    assert_eq!(http_status(addr, url.path(), "").await, 404);
+    assert_eq!(http_status(addr, "/exec/0123abcd", "").await, 404);
+    // A live token under another kind's path is not found either, and stays usable.
+    let url = server.get_attach(AttachRequest::default()).unwrap();
+    let token = url.path().rsplit('/').next().unwrap();
+    assert_eq!(http_status(addr, &format!("/exec/{token}"), "").await, 404);
+    // Not an upgrade request: refused without using up the token.
+    assert_eq!(http_status(addr, url.path(), "").await, 400);
+    let spdy = "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v9.channel.k8s.io\r\n";
+    assert_eq!(http_status(addr, url.path(), spdy).await, 403);
+    let spdy = "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n";
+    assert_eq!(http_status(addr, url.path(), spdy).await, 101);
+    assert_eq!(http_status(addr, url.path(), spdy).await, 404);
+}
+
+/// A clock the test moves by hand.
+struct ManualClock {
+    base: Instant,
+    offset: Mutex<Duration>,
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.base + *self.offset.lock().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn expired_token_gets_404() {
+    let clock = Arc::new(ManualClock {
+        base: Instant::now(),
+        offset: Mutex::new(Duration::ZERO),
+    });
+    let (backend, _events) = HostBackend::new();
+    let config = ServerConfig {
+        clock: clock.clone(),
+        ..ServerConfig::default()
+    };
+    let server = StreamingServer::start(config, backend).await.unwrap();
+    let url = server.get_exec(exec(&["true"], false, false)).unwrap();
+    assert_eq!(url.host(), Some("127.0.0.1"));
+    assert_eq!(url.port_u16(), Some(server.local_addr().port()));
+    let spdy = "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n";
+    *clock.offset.lock().unwrap() = Duration::from_secs(61);
+    assert_eq!(
+        http_status(server.local_addr(), url.path(), spdy).await,
+        404
+    );
+}
