@@ -181,88 +181,10 @@ async fn corrupted_blob_is_a_digest_mismatch() {
     assert!(svc.list(None).await.unwrap().is_empty());
 }
 
-/// A bearer-token front for the testenv registry: requests need `Authorization: Bearer
-/// good-token`; without it the answer is a 401 with a Bearer challenge whose token endpoint
-/// (served here too) hands out a token the front refuses. Stops when dropped.
-struct BearerFront {
-    addr: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for BearerFront {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn start_bearer_front() -> BearerFront {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let realm = format!("http://{addr}/token");
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else {
-                return;
-            };
-            let realm = realm.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match conn.read(&mut byte).await {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
-                let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
-                if path.starts_with("/token") {
-                    let body = r#"{"token":"anonymous-token"}"#;
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = conn.write_all(resp.as_bytes()).await;
-                    return;
-                }
-                let authorized = text
-                    .lines()
-                    .any(|l| l.eq_ignore_ascii_case("authorization: bearer good-token"));
-                if !authorized {
-                    let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"token required"}]}"#;
-                    let resp = format!(
-                        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"crius-test\"\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = conn.write_all(resp.as_bytes()).await;
-                    return;
-                }
-                // Forward one request to the real registry, asking it to close afterwards.
-                let mut fwd: String = text
-                    .trim_end()
-                    .lines()
-                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-                    .map(|l| format!("{l}\r\n"))
-                    .collect();
-                fwd.push_str("Connection: close\r\n\r\n");
-                let Ok(mut up) = tokio::net::TcpStream::connect(LOCAL).await else {
-                    return;
-                };
-                if up.write_all(fwd.as_bytes()).await.is_err() {
-                    return;
-                }
-                let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
-            });
-        }
-    });
-    BearerFront { addr, task }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_token_auth() {
     ensure_registry();
-    let front = start_bearer_front().await;
+    let front = Front::start(Some("good-token")).await;
     let r = format!("{}/pause:3.9", front.addr);
     let (_d, svc) = service_with(&conf_for(&front.addr), RootfsMode::Auto).await;
 

@@ -242,17 +242,35 @@ async fn removing_one_of_two_images_keeps_shared_layers() {
     assert_eq!(layer_count(&store), 0, "freed once the rootfs is gone");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_pulls_share_downloads() {
-    let (_dir, svc) = service().await;
-    let r = "registry.k8s.io/e2e-test-images/busybox:1.29-2";
-    let (x, y) = tokio::join!(svc.pull(r, None), svc.pull(r, None));
-    let (x, y) = (x.unwrap(), y.unwrap());
+    ensure_registry();
+    let front = Front::start(None).await;
+    let conf = format!(
+        "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+        front.addr
+    );
+    let (_dir, svc) = service_with(&conf, RootfsMode::Auto).await;
+    let r = format!("{}/e2e-test-images/busybox:1.29-2", front.addr);
+    let (x, y, z) = tokio::join!(svc.pull(&r, None), svc.pull(&r, None), svc.pull(&r, None));
+    let (x, y, z) = (x.unwrap(), y.unwrap(), z.unwrap());
     assert_eq!(x.id, y.id);
+    assert_eq!(y.id, z.id);
     assert_eq!(svc.list(None).await.unwrap().len(), 1);
     assert!(
         names(&svc.root().join("tmp")).is_empty(),
         "no leftovers in tmp"
+    );
+    let cfg = svc.image_config(&x.id).await.unwrap();
+    let layers = cfg.rootfs().diff_ids().len();
+    let config_hex = x.id.trim_start_matches("sha256:");
+    let blob_gets = front.count("/blobs/");
+    let config_gets = front.count(config_hex);
+    assert_eq!(
+        blob_gets - config_gets,
+        layers,
+        "each layer downloaded once for three concurrent pulls: {:?}",
+        front.paths.lock().unwrap()
     );
 }
 

@@ -141,6 +141,105 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), rand::random::<u32>())
 }
 
+/// A front for the testenv registry on a free loopback port that logs request paths and,
+/// with a token, requires `Authorization: Bearer <token>`: without it the answer is a 401
+/// with a Bearer challenge whose token endpoint (served here too) hands out a token the
+/// front refuses. Each request is forwarded on its own upstream connection. Stops on drop.
+pub struct Front {
+    pub addr: String,
+    pub paths: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Front {
+    pub async fn start(token: Option<&str>) -> Front {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let realm = format!("http://{addr}/token");
+        let expected = token.map(|t| format!("authorization: bearer {t}"));
+        let paths = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = paths.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let realm = realm.clone();
+                let expected = expected.clone();
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match conn.read(&mut byte).await {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+                    if path.starts_with("/token") {
+                        let body = r#"{"token":"anonymous-token"}"#;
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = conn.write_all(resp.as_bytes()).await;
+                        return;
+                    }
+                    let authorized = match &expected {
+                        None => true,
+                        Some(e) => text.lines().any(|l| l.eq_ignore_ascii_case(e)),
+                    };
+                    if !authorized {
+                        let body =
+                            r#"{"errors":[{"code":"UNAUTHORIZED","message":"token required"}]}"#;
+                        let resp = format!(
+                            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"crius-test\"\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = conn.write_all(resp.as_bytes()).await;
+                        return;
+                    }
+                    log.lock().unwrap().push(path);
+                    let mut fwd: String = text
+                        .trim_end()
+                        .lines()
+                        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                        .map(|l| format!("{l}\r\n"))
+                        .collect();
+                    fwd.push_str("Connection: close\r\n\r\n");
+                    let Ok(mut up) = tokio::net::TcpStream::connect(LOCAL).await else {
+                        return;
+                    };
+                    if up.write_all(fwd.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
+                });
+            }
+        });
+        Front { addr, paths, task }
+    }
+
+    /// Logged request paths containing `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.paths
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.contains(needle))
+            .count()
+    }
+}
+
 // ---------- building and pushing images ----------
 
 /// How a layer blob is compressed.
