@@ -14,6 +14,9 @@ use crate::error::{Context, Error, Result};
 use crate::service::Crius;
 use crate::state::{State, Store};
 
+/// How long open connections may drain after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Largest gRPC message (ExecSync output can be 2 × 16 MiB).
 const MAX_MESSAGE: usize = 64 << 20;
 
@@ -64,11 +67,27 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let images = ImageServiceServer::new(crate::server::Images(crius.clone()))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
-    let res = tonic::transport::Server::builder()
+    // On SIGTERM/SIGINT the server stops accepting and drains calls; clients that keep their
+    // connection (or an event stream) open get a short grace period, then the daemon exits.
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stopped = stop.clone();
+    let server = tonic::transport::Server::builder()
         .add_service(runtime)
         .add_service(images)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
-        .await;
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+            shutdown_signal().await;
+            stopped.notify_one();
+        });
+    let res = tokio::select! {
+        r = server => r,
+        _ = async {
+            stop.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::info!("connections still open after the grace period; exiting");
+            Ok(())
+        }
+    };
     let _ = std::fs::remove_file(&listen);
     tracing::info!("crius stopped (containers keep running)");
     res.map_err(|e| Error::internal("gRPC server", e))

@@ -120,6 +120,22 @@ impl Crius {
                     watch = Some(st.pid);
                 }
                 (_, Some(st)) if st.status == RtStatus::Created => {}
+                (None, _) if rec.state == ContainerState::Running => {
+                    // Ended just now: the monitor may still be writing its record.
+                    match rt.wait_exit(&rec.id, std::time::Duration::from_secs(5)).await {
+                        Ok(info) => {
+                            rec.state = ContainerState::Exited;
+                            rec.exit_code = info.code;
+                            rec.finished_at = info.finished_at;
+                            rec.oom_killed = info.oom;
+                            rec.pid = 0;
+                        }
+                        Err(e) => {
+                            rec.state = ContainerState::Unknown;
+                            rec.message = format!("the container ended while crius was down and left no exit record: {e}");
+                        }
+                    }
+                }
                 _ => {
                     rec.state = ContainerState::Unknown;
                     rec.message = "the runtime lost the container while crius was down".into();

@@ -1,0 +1,413 @@
+//! A real crius daemon for integration tests: temp root/runroot/socket, runc, the local
+//! registry through mirrors, a private CNI bridge, and a tonic client over the unix socket.
+//! Everything is torn down in `Drop` (pods through the API, then the daemon, mounts, bridge).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// The test image (docker.io mirror of the local registry).
+pub const BUSYBOX: &str = "busybox:1";
+
+/// Starts the local registry and pushes the test images (idempotent).
+pub fn ensure_registry() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for script in ["registry.sh start", "images.sh"] {
+            let mut args: Vec<&str> = script.split(' ').collect();
+            let path = format!("/work/shared/testenv/{}", args.remove(0));
+            let out = Command::new("bash").arg(&path).args(&args).output().expect("run testenv script");
+            assert!(out.status.success(), "{path}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    });
+}
+
+/// A running daemon and its files.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub bridge: String,
+    pub sock: PathBuf,
+    pub args: Vec<String>,
+    pub rt: RuntimeServiceClient<Channel>,
+    pub img: ImageServiceClient<Channel>,
+}
+
+fn monitor_binary() -> PathBuf {
+    let own = Path::new(env!("CARGO_BIN_EXE_crius")).with_file_name("crius-monitor");
+    if own.is_file() {
+        own
+    } else {
+        PathBuf::from("/usr/bin/conmon")
+    }
+}
+
+fn rand_u32() -> u32 {
+    let id = crius_testutil::unique_id("x");
+    id.bytes().fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
+}
+
+async fn connect(sock: &Path) -> Channel {
+    let sock = sock.to_path_buf();
+    Endpoint::try_from("http://[::]:50051")
+        .expect("endpoint")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let sock = sock.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(sock).await?)) }
+        }))
+        .await
+        .expect("connect to crius")
+}
+
+impl Daemon {
+    /// Starts a daemon in a fresh temp dir.
+    pub async fn start() -> Daemon {
+        ensure_registry();
+        let dir = tempfile::Builder::new().prefix("crius-it-").tempdir_in("/tmp").expect("tempdir");
+        let d = dir.path();
+        let n = rand_u32();
+        let bridge = format!("crit{:08x}", n);
+        let subnet = format!("10.{}.{}.0/24", 200 + (n % 50), (n >> 8) % 250);
+        std::fs::create_dir_all(d.join("cni")).expect("cni dir");
+        std::fs::write(
+            d.join("cni/10-test.conflist"),
+            format!(
+                r#"{{"cniVersion":"1.0.0","name":"{bridge}","plugins":[{{"type":"bridge","bridge":"{bridge}","isGateway":true,"ipMasq":false,"ipam":{{"type":"host-local","dataDir":"{}","ranges":[[{{"subnet":"{subnet}"}}]]}}}},{{"type":"loopback"}}]}}"#,
+                d.join("ipam").display()
+            ),
+        )
+        .expect("conflist");
+        let mut reg = String::new();
+        for host in ["docker.io", "registry.k8s.io", "gcr.io", "quay.io"] {
+            reg.push_str(&format!("[[registry]]\nprefix = \"{host}\"\nlocation = \"127.0.0.1:5000\"\ninsecure = true\n\n"));
+        }
+        std::fs::write(d.join("registries.conf"), reg).expect("registries.conf");
+        std::fs::write(
+            d.join("crius.toml"),
+            format!("[runtimes.runc]\npath = \"/usr/sbin/runc\"\nroot = \"{}\"\n", d.join("runc").display()),
+        )
+        .expect("crius.toml");
+        let sock = d.join("crius.sock");
+        let s = |p: &str| d.join(p).to_string_lossy().into_owned();
+        let args = vec![
+            "--config".into(), s("crius.toml"),
+            "--listen".into(), s("crius.sock"),
+            "--root".into(), s("root"),
+            "--runroot".into(), s("run"),
+            "--log-level".into(), "debug".into(),
+            "--conmon".into(), monitor_binary().to_string_lossy().into_owned(),
+            "--cni-config-dir".into(), s("cni"),
+            "--cni-plugin-dir".into(), "/usr/lib/cni".into(),
+            "--registries-conf".into(), s("registries.conf"),
+            "--cgroup-parent".into(), format!("/crius-it-{n:08x}"),
+        ];
+        let child = spawn(&args, &d.join("daemon.log"));
+        let ch = connect(&sock).await;
+        Daemon {
+            dir,
+            child: Some(child),
+            bridge,
+            sock,
+            args,
+            rt: RuntimeServiceClient::new(ch.clone()),
+            img: ImageServiceClient::new(ch),
+        }
+    }
+
+    /// Stops the daemon with SIGTERM (containers keep running) and starts it again.
+    pub async fn restart(&mut self) {
+        self.stop_daemon();
+        self.start_again().await;
+    }
+
+    /// Stops the daemon only (SIGTERM).
+    pub fn stop_only(&mut self) {
+        self.stop_daemon();
+    }
+
+    /// Starts the daemon again with the same arguments.
+    pub async fn start_again(&mut self) {
+        let child = spawn(&self.args, &self.dir.path().join("daemon.log"));
+        self.child = Some(child);
+        let ch = connect(&self.sock).await;
+        self.rt = RuntimeServiceClient::new(ch.clone());
+        self.img = ImageServiceClient::new(ch);
+    }
+
+    fn stop_daemon(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: plain kill(2) on the pid of our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
+    /// Pulls busybox.
+    pub async fn pull_busybox(&mut self) -> String {
+        self.img
+            .pull_image(cri::PullImageRequest {
+                image: Some(cri::ImageSpec { image: BUSYBOX.into(), ..Default::default() }),
+                ..Default::default()
+            })
+            .await
+            .expect("pull busybox")
+            .into_inner()
+            .image_ref
+    }
+
+    /// A pod config with a unique name (PID namespace per container unless `shared_pid`).
+    pub fn pod_config(&self, name: &str, shared_pid: bool) -> cri::PodSandboxConfig {
+        let pid = if shared_pid { cri::NamespaceMode::Pod } else { cri::NamespaceMode::Container };
+        cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: crius_testutil::unique_id(name),
+                namespace: "default".into(),
+                uid: crius_testutil::unique_id("uid"),
+                attempt: 0,
+            }),
+            hostname: "testhost".into(),
+            log_directory: self.dir.path().join("logs").to_string_lossy().into_owned(),
+            linux: Some(cri::LinuxPodSandboxConfig {
+                security_context: Some(cri::LinuxSandboxSecurityContext {
+                    namespace_options: Some(cri::NamespaceOption { pid: pid as i32, ..Default::default() }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Runs a pod; returns its ID.
+    pub async fn run_pod(&mut self, config: &cri::PodSandboxConfig) -> String {
+        self.rt
+            .run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() })
+            .await
+            .expect("run pod")
+            .into_inner()
+            .pod_sandbox_id
+    }
+
+    /// A busybox container config running `cmd`.
+    pub fn container_config(name: &str, cmd: &[&str]) -> cri::ContainerConfig {
+        cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata { name: name.into(), attempt: 0 }),
+            image: Some(cri::ImageSpec { image: BUSYBOX.into(), ..Default::default() }),
+            command: cmd.iter().map(|s| s.to_string()).collect(),
+            log_path: format!("{name}.log"),
+            ..Default::default()
+        }
+    }
+
+    /// Creates a container; returns its ID.
+    pub async fn create(&mut self, pod: &str, pod_config: &cri::PodSandboxConfig, config: cri::ContainerConfig) -> String {
+        self.rt
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.into(),
+                config: Some(config),
+                sandbox_config: Some(pod_config.clone()),
+            })
+            .await
+            .expect("create container")
+            .into_inner()
+            .container_id
+    }
+
+    /// Starts a container.
+    pub async fn start_ctr(&mut self, id: &str) {
+        self.rt
+            .start_container(cri::StartContainerRequest { container_id: id.into() })
+            .await
+            .expect("start container");
+    }
+
+    /// The status of a container.
+    pub async fn status(&mut self, id: &str) -> cri::ContainerStatus {
+        self.rt
+            .container_status(cri::ContainerStatusRequest { container_id: id.into(), verbose: false })
+            .await
+            .expect("container status")
+            .into_inner()
+            .status
+            .expect("status set")
+    }
+
+    /// Container IDs (and pod IDs) the daemon knows.
+    pub async fn known_ids(&mut self) -> Vec<String> {
+        let mut ids = Vec::new();
+        if let Ok(r) = self.rt.list_containers(cri::ListContainersRequest::default()).await {
+            ids.extend(r.into_inner().containers.into_iter().map(|c| c.id));
+        }
+        if let Ok(r) = self.rt.list_pod_sandbox(cri::ListPodSandboxRequest::default()).await {
+            ids.extend(r.into_inner().items.into_iter().map(|p| p.id));
+        }
+        ids
+    }
+
+    /// Removes every pod through the API.
+    pub async fn remove_all(&mut self) {
+        if let Ok(r) = self.rt.list_pod_sandbox(cri::ListPodSandboxRequest::default()).await {
+            for p in r.into_inner().items {
+                let _ = self.rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: p.id.clone() }).await;
+                let _ = self.rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: p.id }).await;
+            }
+        }
+    }
+
+    /// Tears everything down and checks that nothing is left: no process mentioning the temp
+    /// dir, no mount under it. (Call at the end of a test; `Drop` does the same without
+    /// asserting when a test fails early.)
+    pub async fn shutdown(mut self) {
+        self.remove_all().await;
+        self.stop_daemon();
+        let dir = self.dir.path().to_path_buf();
+        let procs = processes_under(&dir);
+        // The pin directories themselves are mounts the network layer keeps (shared propagation);
+        // pins of pods (files under them) must be gone.
+        let mounts: Vec<String> = mounts_under(&dir)
+            .into_iter()
+            .filter(|m| !["/run/ns/netns", "/run/ns/ipcns", "/run/ns/utsns"].iter().any(|d| m.ends_with(d)))
+            .collect();
+        cleanup(&dir, &self.bridge);
+        assert!(procs.is_empty(), "processes left behind: {procs:?}");
+        assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
+    }
+}
+
+fn spawn(args: &[String], log: &Path) -> Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_crius"));
+    // SAFETY: prctl in the forked child before exec; async-signal-safe, no allocation. The
+    // daemon dies with the test process, so a killed test run leaves no daemon behind.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn crius");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = writeln!(file, "{line}");
+            if line.contains("crius serving CRI v1") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("crius did not start:\n{log}");
+    }
+    child
+}
+
+/// Waits (bounded, checking /proc) until no process has `needle` in its command line.
+pub fn wait_no_process_with(needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmd).contains(needle)
+        });
+        if !found {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "a process with {needle} is still there");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// PIDs whose command line or root mentions `dir`.
+pub fn processes_under(dir: &Path) -> Vec<u32> {
+    let me = std::process::id();
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for ent in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = ent.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == me {
+            continue;
+        }
+        let cmd = std::fs::read(ent.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let root = std::fs::read_link(ent.path().join("root")).map(|r| r.to_string_lossy().into_owned()).unwrap_or_default();
+        if cmd.contains(&needle) || root.starts_with(&needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Mount points under `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let needle = format!("{}/", dir.display());
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .filter(|m| m.starts_with(&needle))
+        .map(String::from)
+        .collect()
+}
+
+fn cleanup(dir: &Path, bridge: &str) {
+    for pid in processes_under(dir) {
+        // SAFETY: kill(2) on processes that belong to this test's temp dir.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    let mut mounts = mounts_under(dir);
+    mounts.sort();
+    for m in mounts.iter().rev() {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    let _ = Command::new("ip").args(["link", "del", bridge]).stderr(Stdio::null()).status();
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        // Best effort when a test failed before `shutdown`: remove pods through the API on a
+        // fresh runtime (we may be inside a panicking async test), then kill what is left.
+        let sock = self.sock.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let ch = connect(&sock).await;
+                let mut c = RuntimeServiceClient::new(ch);
+                if let Ok(r) = c.list_pod_sandbox(cri::ListPodSandboxRequest::default()).await {
+                    for p in r.into_inner().items {
+                        let _ = c.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: p.id.clone() }).await;
+                        let _ = c.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: p.id }).await;
+                    }
+                }
+            })
+        })
+        .join();
+        self.stop_daemon();
+        cleanup(self.dir.path(), &self.bridge);
+    }
+}
