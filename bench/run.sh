@@ -14,6 +14,8 @@
 # crictl's own cost (a process start and a connection: see the "crictl call" row).
 # A step a runtime cannot do is reported as n/a. crius: target/release/crius (built with
 # `cargo build --release -p crius -p crius-monitor` when missing), else target/debug/crius.
+# The whole script is one block, read before it runs: editing the file during a run is safe.
+{
 set -euo pipefail
 _tag=bench
 # shellcheck source=../scripts/lib/common.sh
@@ -27,7 +29,7 @@ while (($#)); do
 	--parallel) PAR=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--runtimes) RUNTIMES=$2; shift ;;
-	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,/^# The whole script/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1" ;;
 	esac
 	shift
@@ -339,3 +341,5 @@ mkdir -p "$(dirname "$OUT")"
 } >"$OUT"
 cat "$OUT"
 say "wrote $OUT"
+exit
+}

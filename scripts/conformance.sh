@@ -18,6 +18,8 @@
 #                       /tmp/crius-conformance.XXXXXX)
 #     --timeout MIN     bound on the whole critest run (default 40)
 # Exit status: 0 pass, 1 fail, 3 crius binary missing (nothing was run).
+# The whole script is one block, read before it runs: editing the file during a run is safe.
+{
 set -euo pipefail
 _tag=conformance
 # shellcheck source=lib/common.sh
@@ -37,7 +39,7 @@ while (($#)); do
 	--results) RESULTS=$2; shift ;;
 	--timeout) TIMEOUT_MIN=$2; shift ;;
 	--) shift; EXTRA=("$@"); break ;;
-	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,/^# The whole script/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 	shift
@@ -166,3 +168,5 @@ grc=0
 python3 "$REPO/scripts/lib/critest_gate.py" "$RESULTS/junit.xml" "${GATE_ARGS[@]}" || grc=$?
 say "log: $RESULTS/critest.log, report: $RESULTS/junit.xml ($secs)"
 exit "$grc"
+exit
+}

@@ -15,6 +15,8 @@
 # 137 or 143 with reason Error; `crictl events` streams CREATED, STARTED, STOPPED, DELETED in
 # order; removal leaves no pod. The last line is "N passed, M failed" alone.
 # The test images come from the testenv registry (started here when it is not up).
+# The whole script is one block, read before it runs: editing the file during a run is safe.
+{
 set -euo pipefail
 _tag=crictl-scenario
 # shellcheck source=lib/common.sh
@@ -25,7 +27,7 @@ while (($#)); do
 	case $1 in
 	--endpoint) ENDPOINT=$2; shift ;;
 	--restart-cmd) RESTART_CMD=$2; shift ;;
-	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,/^# The whole script/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1" ;;
 	esac
 	shift
@@ -251,3 +253,5 @@ order=$(events_order "$WORK/events2.json" "$B" STOPPED DELETED) &&
 
 echo "$PASS passed, $FAIL failed"
 ((FAIL == 0))
+exit
+}

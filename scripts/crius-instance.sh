@@ -154,14 +154,17 @@ stop_daemon() {
 }
 
 # Processes that belong to this instance: their command line names DIR (monitors, the daemon)
-# or their root directory is inside DIR (container processes, on an overlay under DIR/root).
+# or they live in one of its cgroups (container processes: the instance has its own cgroup parent).
 instance_pids() {
-	local d root
+	local d cg pat=()
+	while IFS= read -r cg; do
+		cg=${cg#/}
+		[[ -n $cg && $cg != *.slice* ]] && pat+=(-e ":/$cg/" -e ":/$cg\$")
+	done < <(sort -u "$DIR/cgroups" 2>/dev/null || true)
 	for d in /proc/[0-9]*; do
 		[[ ${d#/proc/} == "$$" ]] && continue
 		if tr '\0' ' ' 2>/dev/null <"$d/cmdline" | grep -qF "$DIR/"; then echo "${d#/proc/}"; continue; fi
-		root=$(readlink "$d/root" 2>/dev/null) || continue
-		[[ $root == "$DIR"/* ]] && echo "${d#/proc/}"
+		((${#pat[@]})) && grep -q "${pat[@]}" 2>/dev/null <"$d/cgroup" && echo "${d#/proc/}"
 	done
 	return 0
 }

@@ -16,6 +16,8 @@
 # what is left; CRIUS_LEAK_CHECK=1|0 (default: 1 in CI, 0 elsewhere: on a shared machine other
 # people's containers would look like leaks).
 # Exit status: 0 when every stage that ran passed.
+# The whole script is one block, read before it runs: editing the file during a run is safe.
+{
 set -euo pipefail
 _tag=test
 # shellcheck source=lib/common.sh
@@ -26,7 +28,7 @@ while (($#)); do
 	case $1 in
 	--only) ONLY=,$2,; shift ;;
 	--skip) SKIP=,$2,; shift ;;
-	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,/^# The whole script/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1" ;;
 	esac
 	shift
@@ -84,14 +86,16 @@ snapshot() {
 	ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort >"$LOGDIR/links.before"
 	ls /proc | grep -E '^[0-9]+$' | sort >"$LOGDIR/pids.before"
 }
-# Processes started during the run that are in a container (root not /) or are runtime pieces.
+# Processes started during the run that are in a container (another mount namespace) or are
+# runtime pieces.
 new_runtime_pids() {
-	local p comm root
+	local p comm mnt self
+	self=$(readlink /proc/self/ns/mnt)
 	for p in $(ls /proc | grep -E '^[0-9]+$' | sort | comm -13 "$LOGDIR/pids.before" -); do
 		[[ $p == "$$" ]] && continue
 		comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
-		root=$(readlink "/proc/$p/root" 2>/dev/null) || continue
-		if [[ $root != / || $comm =~ ^(crius|crius-monitor|conmon|runc|crun|pause|containerd-shim.*)$ ]]; then
+		mnt=$(readlink "/proc/$p/ns/mnt" 2>/dev/null) || continue
+		if [[ $mnt != "$self" || $comm =~ ^(crius|crius-monitor|conmon|runc|crun|pause|containerd-shim.*)$ ]]; then
 			echo "$p"
 		fi
 	done
@@ -203,3 +207,5 @@ echo "=== summary ($(fmt_secs $(($(now_ms) - T_START))) in all; logs in $LOGDIR)
 printf '%s\n' "${SUMMARY[@]}"
 if ((FAILED)); then echo "RESULT: FAIL"; exit 1; fi
 echo "RESULT: PASS"
+exit
+}
