@@ -128,7 +128,7 @@ impl ImageService {
         .await?;
         let insecure = registries.insecure_hosts();
         let client = pull::make_client(&insecure);
-        Ok(ImageService {
+        let svc = ImageService {
             inner: Arc::new(Inner {
                 config,
                 paths,
@@ -138,7 +138,10 @@ impl ImageService {
                 state: Mutex::new(state),
                 layer_locks: Mutex::new(HashMap::new()),
             }),
-        })
+        };
+        // Layers or blobs left by a crash between unpack and record are freed now.
+        svc.inner.gc().await;
+        Ok(svc)
     }
 
     /// Root directory of the store.
