@@ -160,13 +160,24 @@ pub(crate) async fn serve_remotecommand<S, B>(
     };
     let reader = tokio::spawn(reader);
     let writer = tokio::spawn(writer);
-    let reader = AbortGuard(reader);
+    let mut reader = AbortGuard(reader);
     remotecommand::run(backend, session, version, opts.tty, channels, gone).await;
-    // The session dropped its senders: the writer closes the WebSocket.
+    // The session dropped its senders: the writer closes the WebSocket. Then give the
+    // client a moment to answer the close, and make sure the socket is gone on return.
     let _ = writer.await;
-    drop(reader);
+    if tokio::time::timeout(CLOSE_GRACE, &mut reader.0)
+        .await
+        .is_err()
+    {
+        reader.0.abort();
+        let _ = (&mut reader.0).await;
+    }
 }
 
+/// How long to wait for the client's answer to our close frame.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Aborts the task if the session is cancelled.
 struct AbortGuard(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortGuard {

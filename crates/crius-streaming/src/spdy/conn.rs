@@ -282,7 +282,14 @@ impl Connection {
         let _ = tokio::time::timeout(wait_for_peer, gone.wait_for(|g| *g)).await;
         let _ = self.data_tx.send(WriterMsg::Close).await;
         let _ = (&mut self.writer).await;
-        let _ = tokio::time::timeout(CLOSE_GRACE, &mut self.reader).await;
+        if tokio::time::timeout(CLOSE_GRACE, &mut self.reader)
+            .await
+            .is_err()
+        {
+            // Wait for the abort too, so the socket is closed when this returns.
+            self.reader.abort();
+            let _ = (&mut self.reader).await;
+        }
     }
 }
 
