@@ -4,6 +4,23 @@
 //! registries from a containers-registries.conf v2 file), keeps them in a content store
 //! under a root directory (blobs by digest, unpacked layers by chain ID, image records),
 //! and mounts container root filesystems on overlayfs (or copies, where overlay is missing).
+//!
+//! Choices worth knowing:
+//! - Names: an image is stored under the name the client asked for (`registry.k8s.io/pause:3.9`
+//!   stays that even when a mirror served it); RepoDigests are `name@<digest the reference
+//!   resolved to>` (the index digest for multi-arch images). A digest (or tag+digest) pull adds
+//!   no RepoTag, as in Docker. A tag names one image: pulling it onto another image moves it.
+//! - Removal removes the image with all its tags (CRI RemoveImage, as containerd does) and is
+//!   idempotent; layers are freed once no image, live rootfs or pull in progress uses them.
+//! - Endpoints: registries.conf mirrors in order, then the location; `insecure` means plain
+//!   HTTP (no TLS-skip-verify variant). The last endpoint's failure gives the error kind.
+//! - Layers are unpacked while they download (gzip, zstd or plain, by magic bytes), into a temp
+//!   dir renamed into `layers/<chain id>` only after the blob digest and the diff ID check out.
+//! - Auth: `registry_token`, else `identity_token`, is sent as a bearer token as is (no OAuth
+//!   refresh-token exchange); username/password or `auth` do basic or token-server auth.
+//! - Overlay lowerdirs go through short links `root/l/<16 hex>`; when the options still exceed a
+//!   page, `mount(8)` runs with the store root as its cwd and relative paths (about 200 layers
+//!   max, E2BIG beyond).
 
 pub mod error;
 pub mod reference;
