@@ -89,7 +89,7 @@ pub fn memory_usage(rel: &str) -> Option<cri::MemoryUsage> {
 /// The cgroup of a container relative to the hierarchy roots.
 pub fn container_cgroup(c: &Crius, rec: &ContainerRecord) -> String {
     let parent = c.state.pod(&rec.pod_id).map(|p| p.get().cgroup_parent).unwrap_or_default();
-    format!("{}/crius-{}", parent.trim_end_matches('/'), rec.id)
+    c.be.spec.cgroups_path(&parent, &rec.id)
 }
 
 impl Crius {

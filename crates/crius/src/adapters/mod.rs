@@ -3,7 +3,7 @@
 pub mod image;
 pub mod network;
 pub mod oci;
-pub mod spec_basic;
+pub mod spec;
 pub mod streaming;
 
 use std::collections::BTreeMap;
@@ -41,6 +41,6 @@ pub async fn build(cfg: &Config) -> Result<Backends> {
         runtimes,
         images: Arc::new(images),
         network: Arc::new(network),
-        spec: Arc::new(spec_basic::BasicSpec),
+        spec: Arc::new(spec::CriusSpec::detect()?),
     })
 }

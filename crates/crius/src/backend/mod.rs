@@ -243,20 +243,43 @@ pub struct SpecInput<'a> {
     pub id: &'a str,
     /// The CRI container config.
     pub config: &'a cri::ContainerConfig,
-    /// The pod's CRI config.
-    pub sandbox: &'a cri::PodSandboxConfig,
+    /// The pod's record (its CRI config, namespaces, files, cgroup parent).
+    pub pod: &'a crate::state::PodRecord,
     /// The image's configuration.
     pub image: &'a oci_spec::image::ImageConfiguration,
+    /// The image name as the user gave it.
+    pub image_name: &'a str,
     /// The mounted rootfs.
     pub rootfs: &'a std::path::Path,
+    /// The bundle directory (image volumes are made under it).
+    pub bundle: &'a std::path::Path,
+    /// The pod's shared PID namespace (infra), if any.
+    pub pod_pid_ns: Option<PathBuf>,
+    /// The target container's PID namespace (NamespaceMode::Target).
+    pub target_pid_ns: Option<PathBuf>,
+    /// The CRI log path.
+    pub log_path: Option<PathBuf>,
+}
+
+/// A generated container spec and the facts the daemon keeps besides it.
+#[derive(Debug, Clone)]
+pub struct GeneratedSpec {
+    /// The OCI runtime spec.
+    pub spec: oci_spec::runtime::Spec,
+    /// The stop signal (image StopSignal, else SIGTERM).
+    pub stop_signal: i32,
+    /// The user the process runs as (uid, gid, supplementary gids).
+    pub user: Option<(u32, u32, Vec<u32>)>,
 }
 
 /// Builds OCI runtime specs from CRI configs.
 pub trait SpecGenerator: Send + Sync {
-    /// The spec of a container (the daemon adds pod namespaces, pod files and the cgroup path).
-    fn container_spec(&self, input: &SpecInput<'_>) -> Result<oci_spec::runtime::Spec>;
+    /// The complete spec of a container.
+    fn container_spec(&self, input: &SpecInput<'_>) -> Result<GeneratedSpec>;
     /// The OCI resources of an UpdateContainerResources request.
     fn linux_resources(&self, res: &cri::LinuxContainerResources) -> Result<oci_spec::runtime::LinuxResources>;
+    /// The cgroup path (relative to the hierarchy roots) of a container under `parent`.
+    fn cgroups_path(&self, parent: &str, id: &str) -> String;
 }
 
 /// All collaborators of the daemon.

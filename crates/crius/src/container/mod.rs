@@ -106,11 +106,6 @@ impl Crius {
             .await?
             .ok_or_else(|| Error::NotFound(format!("image {image_name:?} not found")))?;
         let image_cfg = self.be.images.config(&image.id).await?;
-        let stop_signal = image_cfg
-            .config()
-            .as_ref()
-            .and_then(|c| c.stop_signal().as_deref().and_then(spec::parse_signal))
-            .unwrap_or(libc::SIGTERM);
         let log_path = if pod.config.log_directory.is_empty() || config.log_path.is_empty() {
             String::new()
         } else {
@@ -135,7 +130,8 @@ impl Crius {
             exit_code: 0,
             oom_killed: false,
             message: String::new(),
-            stop_signal,
+            stop_signal: libc::SIGTERM,
+            user: None,
             pid: 0,
             rootfs_mounted: false,
             resources: None,
@@ -157,21 +153,31 @@ impl Crius {
         self.save_container(&rec)?;
         let rootfs = self.be.images.mount_rootfs(&image.id, &id).await?;
         // 3. Spec and bundle.
-        let gen = self.be.spec.container_spec(&SpecInput {
-            id: &id,
-            config: &rec.config,
-            sandbox: &pod.config,
-            image: &image_cfg,
-            rootfs: &rootfs,
-        })?;
-        let mut json = serde_json::to_value(&gen).ctx("encode spec")?;
-        let pid_ns = self.pid_ns(&rec.config, pod)?;
-        spec::apply_pod(&mut json, pod, &rec.config, &id, pid_ns)?;
         {
             let bundle = bundle.clone();
             undo.push("remove bundle", async move { remove_dir(&bundle) });
         }
         std::fs::create_dir_all(&bundle).ctx(format!("create bundle {}", bundle.display()))?;
+        let (pod_pid_ns, target_pid_ns) = match self.pid_ns(&rec.config, pod)? {
+            spec::PidNs::Join(p) if spec::pid_mode(&rec.config, pod) == cri::NamespaceMode::Target as i32 => (None, Some(p.into())),
+            spec::PidNs::Join(p) => (Some(p.into()), None),
+            _ => (None, None),
+        };
+        let gen = self.be.spec.container_spec(&SpecInput {
+            id: &id,
+            config: &rec.config,
+            pod,
+            image: &image_cfg,
+            image_name,
+            rootfs: &rootfs,
+            bundle: &bundle,
+            pod_pid_ns,
+            target_pid_ns,
+            log_path: (!log_path.is_empty()).then(|| PathBuf::from(&log_path)),
+        })?;
+        rec.stop_signal = gen.stop_signal;
+        rec.user = gen.user;
+        let json = serde_json::to_value(&gen.spec).ctx("encode spec")?;
         let data = serde_json::to_vec_pretty(&json).ctx("encode spec")?;
         crate::state::store::write_atomic(&bundle.join("config.json"), &data)?;
         if !log_path.is_empty() {

@@ -37,7 +37,13 @@ pub fn container_status(rec: &ContainerRecord) -> cri::ContainerStatus {
             windows: None,
         }),
         image_id: rec.image_id.clone(),
-        user: None,
+        user: rec.user.as_ref().map(|(uid, gid, gids)| cri::ContainerUser {
+            linux: Some(cri::LinuxContainerUser {
+                uid: i64::from(*uid),
+                gid: i64::from(*gid),
+                supplemental_groups: std::iter::once(*gid).chain(gids.iter().copied()).map(i64::from).collect(),
+            }),
+        }),
     }
 }
 

@@ -155,6 +155,9 @@ pub struct ContainerRecord {
     pub message: String,
     /// The stop signal (from the image, else SIGTERM).
     pub stop_signal: i32,
+    /// The user the process runs as (uid, gid, supplementary gids).
+    #[serde(default)]
+    pub user: Option<(u32, u32, Vec<u32>)>,
     /// Init PID while running.
     pub pid: u32,
     /// Whether the rootfs is mounted.
