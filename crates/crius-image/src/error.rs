@@ -66,7 +66,7 @@ pub enum ImageError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The registry served something we cannot use (unknown media type, no linux/<arch>
+    /// The registry served something we cannot use (unknown media type, no `linux/<arch>`
     /// entry in an index, malformed JSON...): gRPC `FailedPrecondition`/`Unknown`.
     #[error("unsupported image {reference}: {reason}")]
     Unsupported {
