@@ -20,6 +20,8 @@ pub use backend::{Backend, BackendError};
 pub use error::Error;
 pub use server::{ServerConfig, StreamingServer};
 pub use token::{Clock, SystemClock};
+/// The rustls version [`ServerConfig::tls`] takes.
+pub use tokio_rustls::rustls;
 pub use types::{
     AttachRequest, ExecRequest, InputStream, OutputStream, PortForwardRequest, PortForwardStream,
     Streams, TermSize,

@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub stream_creation_timeout: Duration,
     /// The clock deciding token expiry (tests inject their own).
     pub clock: Arc<dyn Clock>,
+    /// Serve HTTPS with this TLS configuration (URLs then start with `https://`). Do not
+    /// offer `h2` in its ALPN list: the upgrades need HTTP/1.1.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +65,7 @@ impl Default for ServerConfig {
             max_pending: 1000,
             stream_creation_timeout: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
+            tls: None,
         }
     }
 }
@@ -74,6 +78,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("token_ttl", &self.token_ttl)
             .field("max_pending", &self.max_pending)
             .field("stream_creation_timeout", &self.stream_creation_timeout)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -150,11 +155,17 @@ impl<B: Backend> StreamingServer<B> {
             stream_creation_timeout: config.stream_creation_timeout,
             sessions: watch::Sender::new(0),
         });
-        let accept_task = tokio::spawn(accept_loop(listener, inner.clone()));
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let tls = config.tls.map(tokio_rustls::TlsAcceptor::from);
+        let accept_task = tokio::spawn(accept_loop(listener, tls, inner.clone()));
         Ok(Self {
             inner,
             local_addr,
-            base_url: format!("http://{host}"),
+            base_url: format!("{scheme}://{host}"),
             accept_task,
         })
     }
@@ -221,7 +232,11 @@ impl<B: Backend> Drop for StreamingServer<B> {
     }
 }
 
-async fn accept_loop<B: Backend>(listener: TcpListener, inner: Arc<Inner<B>>) {
+async fn accept_loop<B: Backend>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    inner: Arc<Inner<B>>,
+) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -233,15 +248,30 @@ async fn accept_loop<B: Backend>(listener: TcpListener, inner: Arc<Inner<B>>) {
             }
         };
         let inner = inner.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(inner.clone(), req));
-            let conn = http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service)
-                .with_upgrades();
-            if let Err(e) = conn.await {
-                tracing::debug!("streaming server: connection from {peer}: {e}");
+            match tls {
+                None => serve_http(TokioIo::new(tcp), inner, peer).await,
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(stream) => serve_http(TokioIo::new(stream), inner, peer).await,
+                    Err(e) => tracing::debug!("streaming server: TLS from {peer}: {e}"),
+                },
             }
         });
+    }
+}
+
+async fn serve_http<B, IO>(io: TokioIo<IO>, inner: Arc<Inner<B>>, peer: SocketAddr)
+where
+    B: Backend,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(inner.clone(), req));
+    let conn = http1::Builder::new()
+        .serve_connection(io, service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!("streaming server: connection from {peer}: {e}");
     }
 }
 

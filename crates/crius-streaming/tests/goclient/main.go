@@ -1,8 +1,8 @@
 // Command goclient drives the crius streaming server with client-go's real executors and
 // port forwarder (the code kubectl and crictl use), for the crate's integration tests.
 //
-//	goclient exec -url URL [-transport spdy|websocket] [-stdin] [-tty] [-width W -height H]
-//	goclient portforward -url URL [-transport spdy|websocket] -port P [-requests N]
+//	goclient exec -url URL [-transport spdy|websocket] [-stdin] [-tty] [-width W -height H] [-ca PEM]
+//	goclient portforward -url URL [-transport spdy|websocket] -port P [-requests N] [-ca PEM]
 //
 // exec copies the process's stdin/stdout/stderr and exits with the remote exit code
 // (100 on a client error). portforward forwards a free local port to port P, makes N HTTP
@@ -41,6 +41,7 @@ func main() {
 	height := fs.Uint("height", 0, "terminal height to report")
 	port := fs.Int("port", 0, "remote port")
 	requests := fs.Int("requests", 1, "HTTP requests to make through the forwarded port")
+	fs.StringVar(&caFile, "ca", "", "CA certificate (PEM) to trust for https URLs")
 	_ = fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "exec":
@@ -53,8 +54,14 @@ func main() {
 	}
 }
 
+// caFile is the -ca flag.
+var caFile string
+
 func config(u *url.URL) *rest.Config {
-	return &rest.Config{Host: u.Scheme + "://" + u.Host}
+	return &rest.Config{
+		Host:            u.Scheme + "://" + u.Host,
+		TLSClientConfig: rest.TLSClientConfig{CAFile: caFile},
+	}
 }
 
 // fixedSize reports one terminal size, then nothing more until the session ends.
