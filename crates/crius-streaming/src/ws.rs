@@ -271,3 +271,159 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::*;
+    use crate::backend::BackendError;
+    use crate::types::{PortForwardStream, Streams, TermSize};
+
+    /// Echoes stdin to stdout, writes "e" to stderr, records sizes, exits 7.
+    #[derive(Default)]
+    struct EchoBackend {
+        sizes: Arc<Mutex<Vec<TermSize>>>,
+    }
+
+    impl Backend for EchoBackend {
+        async fn exec(
+            &self,
+            _id: String,
+            _cmd: Vec<String>,
+            mut streams: Streams,
+        ) -> Result<i32, BackendError> {
+            if streams.tty {
+                if let Some(size) = streams.resize.recv().await {
+                    self.sizes.lock().unwrap().push(size);
+                }
+            }
+            let mut input = Vec::new();
+            if let Some(stdin) = streams.stdin.as_mut() {
+                stdin.read_to_end(&mut input).await?;
+            }
+            if let Some(out) = streams.stdout.as_mut() {
+                out.write_all(&input).await?;
+            }
+            if let Some(err) = streams.stderr.as_mut() {
+                err.write_all(b"e").await?;
+            }
+            Ok(7)
+        }
+
+        async fn attach(&self, _id: String, _streams: Streams) -> Result<(), BackendError> {
+            Err("not here".into())
+        }
+
+        async fn port_forward(
+            &self,
+            _pod: String,
+            _port: u16,
+            _stream: PortForwardStream,
+        ) -> Result<(), BackendError> {
+            Err("not here".into())
+        }
+    }
+
+    #[test]
+    fn channel_messages_encode_and_decode() {
+        assert_eq!(encode_channel_message(channel::STDOUT, b"ab"), b"\x01ab");
+        assert_eq!(
+            decode_channel_message(Version::V4, b"\x00hi"),
+            Incoming::Data(channel::STDIN, b"hi")
+        );
+        assert_eq!(
+            decode_channel_message(Version::V5, &[255, 0]),
+            Incoming::Close(channel::STDIN)
+        );
+        // Before v5 there is no close message: 255 is just an unknown channel.
+        assert_eq!(
+            decode_channel_message(Version::V4, &[255, 0]),
+            Incoming::Data(255, &[0])
+        );
+        assert_eq!(decode_channel_message(Version::V5, b""), Incoming::Ignore);
+    }
+
+    /// Runs one session over an in-memory WebSocket; returns what arrived per channel.
+    async fn session(
+        version: Version,
+        opts: Options,
+        client_msgs: Vec<Vec<u8>>,
+    ) -> (HashMap<u8, Vec<u8>>, Vec<TermSize>) {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let server_ws = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
+        let mut client = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
+        let backend = EchoBackend::default();
+        let sizes = backend.sizes.clone();
+        let server = tokio::spawn(async move {
+            let session = Session::Exec {
+                container_id: "c".into(),
+                cmd: vec!["x".into()],
+            };
+            serve_remotecommand(server_ws, &backend, session, version, opts).await;
+        });
+        for msg in client_msgs {
+            client.send(Message::Binary(msg.into())).await.unwrap();
+        }
+        let mut got: HashMap<u8, Vec<u8>> = HashMap::new();
+        while let Some(msg) = client.next().await {
+            match msg.unwrap() {
+                Message::Binary(data) => {
+                    let (ch, rest) = data.split_first().unwrap();
+                    got.entry(*ch).or_default().extend_from_slice(rest);
+                }
+                Message::Close(frame) => {
+                    assert_eq!(frame.unwrap().code, CloseCode::Normal);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        drop(client);
+        server.await.unwrap();
+        let sizes = sizes.lock().unwrap().clone();
+        (got, sizes)
+    }
+
+    #[tokio::test]
+    async fn v5_channels_carry_stdin_output_status_and_close() {
+        let opts = Options {
+            tty: false,
+            stdin: true,
+            stdout: true,
+            stderr: true,
+        };
+        let msgs = vec![b"\x00hel".to_vec(), b"\x00lo".to_vec(), vec![255, 0]];
+        let (got, _) = session(Version::V5, opts, msgs).await;
+        assert_eq!(got[&channel::STDOUT], b"hello");
+        assert_eq!(got[&channel::STDERR], b"e");
+        let status: serde_json::Value = serde_json::from_slice(&got[&channel::ERROR]).unwrap();
+        assert_eq!(status["reason"], "NonZeroExitCode");
+        assert_eq!(status["details"]["causes"][0]["message"], "7");
+    }
+
+    #[tokio::test]
+    async fn tty_session_gets_resize_and_no_stderr() {
+        let opts = Options {
+            tty: true,
+            stdin: false,
+            stdout: true,
+            stderr: true,
+        };
+        let msgs = vec![b"\x04{\"Width\":120,\"Height\":30}".to_vec()];
+        let (got, sizes) = session(Version::V4, opts, msgs).await;
+        assert_eq!(
+            sizes,
+            vec![TermSize {
+                width: 120,
+                height: 30
+            }]
+        );
+        assert!(!got.contains_key(&channel::STDERR));
+        assert!(got.contains_key(&channel::ERROR));
+    }
+}
