@@ -334,11 +334,22 @@ fn choose_transport(req: &Request<Incoming>, kind: &str) -> Result<Transport, Bo
             )));
         }
         let supported: Vec<&str> = if kind == "portforward" {
-            vec![portforward::TUNNEL_PROTOCOL]
+            vec![
+                portforward::TUNNEL_PROTOCOL,
+                Version::V4.name(),
+                Version::V1.name(),
+            ]
         } else {
             WS_VERSIONS.iter().map(|v| v.name()).collect()
         };
         let offered = header_list(h, "sec-websocket-protocol");
+        if offered.is_empty() {
+            // Clients that name no subprotocol get the original binary channel protocol.
+            return Ok(Transport::WebSocket {
+                protocol: String::new(),
+                accept: derive_accept_key(key.as_bytes()),
+            });
+        }
         let protocol = negotiate(&offered, &supported).ok_or_else(|| {
             Box::new(plain(
                 StatusCode::BAD_REQUEST,
@@ -419,6 +430,7 @@ async fn handle<B: Backend>(
     let Some(pending) = inner.cache.take(token) else {
         return Ok(plain(StatusCode::NOT_FOUND, "not found"));
     };
+    let query_ports = query_ports(req.uri().query().unwrap_or(""));
     let on_upgrade = hyper::upgrade::on(&mut req);
     let mut resp = plain(StatusCode::SWITCHING_PROTOCOLS, "");
     resp.headers_mut().remove(header::CONTENT_TYPE);
@@ -436,8 +448,10 @@ async fn handle<B: Backend>(
             if let Ok(v) = HeaderValue::from_str(accept) {
                 h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
             }
-            if let Ok(v) = HeaderValue::from_str(protocol) {
-                h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+            if !protocol.is_empty() {
+                if let Ok(v) = HeaderValue::from_str(protocol) {
+                    h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+                }
             }
         }
     }
@@ -447,7 +461,7 @@ async fn handle<B: Backend>(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let io = TokioIo::new(upgraded);
-                serve_session(&inner, io, transport, pending).await;
+                serve_session(&inner, io, transport, pending, query_ports).await;
             }
             Err(e) => tracing::debug!("streaming server: upgrade failed: {e}"),
         }
@@ -484,8 +498,25 @@ fn options_of(pending: &Pending) -> Option<(Session, Options)> {
     }
 }
 
-async fn serve_session<B, IO>(inner: &Inner<B>, io: IO, transport: Transport, pending: Pending)
-where
+/// The `port` query parameters (repeated and/or comma-separated); bad values are dropped.
+fn query_ports(query: &str) -> Vec<u16> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == "port")
+        .flat_map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+        .filter_map(|p| p.trim().parse::<u16>().ok())
+        .filter(|p| *p != 0)
+        .collect()
+}
+
+async fn serve_session<B, IO>(
+    inner: &Inner<B>,
+    io: IO,
+    transport: Transport,
+    pending: Pending,
+    query_ports: Vec<u16>,
+) where
     B: Backend,
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -494,6 +525,17 @@ where
             Ok(conn) => portforward::serve(inner.backend.clone(), req.pod_sandbox_id, conn).await,
             Err(e) => tracing::warn!("streaming server: portforward: {e}"),
         },
+        (Transport::WebSocket { protocol, .. }, Pending::PortForward(req))
+            if protocol != portforward::TUNNEL_PROTOCOL =>
+        {
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            let ports = if query_ports.is_empty() {
+                req.ports
+            } else {
+                query_ports
+            };
+            ws::serve_port_forward(ws, inner.backend.clone(), req.pod_sandbox_id, ports).await;
+        }
         (Transport::WebSocket { .. }, Pending::PortForward(req)) => {
             let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
             match Connection::start(WsTunnel::new(ws)) {
@@ -519,7 +561,8 @@ where
             let Some((session, opts)) = options_of(&pending) else {
                 return;
             };
-            let version = Version::from_name(&protocol).unwrap_or(Version::V4);
+            // No subprotocol: the original binary channel protocol.
+            let version = Version::from_name(&protocol).unwrap_or(Version::V1);
             let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
             ws::serve_remotecommand(ws, &*inner.backend, session, version, opts).await;
         }

@@ -2,6 +2,7 @@
 //! binary message is the channel) and a byte-stream adapter for SPDY tunnelled in WebSocket.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use futures::{SinkExt, StreamExt};
@@ -33,7 +34,7 @@ pub(crate) mod channel {
 }
 
 /// Remotecommand protocols offered over WebSocket.
-pub(crate) const WS_VERSIONS: [Version; 2] = [Version::V5, Version::V4];
+pub(crate) const WS_VERSIONS: [Version; 3] = [Version::V5, Version::V4, Version::V1];
 
 /// Builds the binary message for `data` on `ch`.
 pub(crate) fn encode_channel_message(ch: u8, data: &[u8]) -> Vec<u8> {
@@ -183,6 +184,146 @@ struct AbortGuard(tokio::task::JoinHandle<()>);
 impl Drop for AbortGuard {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Serves the WebSocket channel protocol of port forwarding (`v4.channel.k8s.io`, or no
+/// subprotocol): port `i` of `ports` uses channel `2i` for data and `2i+1` for errors; both
+/// first carry the port as two little-endian bytes. Ends when every forward is done or the
+/// client goes away.
+pub(crate) async fn serve_port_forward<S, B>(
+    ws: WebSocketStream<S>,
+    backend: Arc<B>,
+    pod_sandbox_id: String,
+    ports: Vec<u16>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    B: Backend,
+{
+    let (mut sink, mut stream) = ws.split();
+    if ports.is_empty() || ports.len() > 127 {
+        let close = CloseFrame {
+            code: CloseCode::Policy,
+            reason: "query parameter \"port\" is required (at most 127 ports)".into(),
+        };
+        let _ = sink.send(Message::Close(Some(close))).await;
+        return;
+    }
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(32);
+    let (gone_tx, mut gone) = watch::channel(false);
+    let mut inbound = Vec::new();
+    let mut forwards = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let data_ch = (2 * i) as u8;
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(16);
+        inbound.push(tx);
+        let port_bytes = port.to_le_bytes();
+        for ch in [data_ch, data_ch + 1] {
+            let _ = out_tx.send(encode_channel_message(ch, &port_bytes)).await;
+        }
+        forwards.push(forward_channel(
+            backend.clone(),
+            pod_sandbox_id.clone(),
+            *port,
+            data_ch,
+            rx,
+            out_tx.clone(),
+        ));
+    }
+    drop(out_tx);
+    let reader = async move {
+        while let Some(msg) = stream.next().await {
+            let data = match msg {
+                Ok(Message::Binary(data)) => data,
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => continue,
+            };
+            if let Incoming::Data(ch, d) = decode_channel_message(Version::V4, &data) {
+                let tx = inbound.get(usize::from(ch / 2)).filter(|_| ch % 2 == 0);
+                if let (Some(tx), false) = (tx, d.is_empty()) {
+                    let _ = tx.send(d.to_vec()).await;
+                }
+            }
+        }
+        gone_tx.send_replace(true);
+    };
+    let writer = async move {
+        while let Some(msg) = out_rx.recv().await {
+            if sink.send(Message::Binary(msg.into())).await.is_err() {
+                return;
+            }
+        }
+        let close = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let _ = sink.send(Message::Close(Some(close))).await;
+        let _ = sink.close().await;
+    };
+    let mut reader = AbortGuard(tokio::spawn(reader));
+    let writer = tokio::spawn(writer);
+    tokio::select! {
+        _ = futures::future::join_all(forwards) => {}
+        _ = remotecommand::client_gone(&mut gone) => {}
+    }
+    let _ = writer.await;
+    if tokio::time::timeout(CLOSE_GRACE, &mut reader.0)
+        .await
+        .is_err()
+    {
+        reader.0.abort();
+        let _ = (&mut reader.0).await;
+    }
+}
+
+/// Forwards one port of the channel protocol.
+async fn forward_channel<B: Backend>(
+    backend: Arc<B>,
+    pod_sandbox_id: String,
+    port: u16,
+    data_ch: u8,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    out: mpsc::Sender<Vec<u8>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (theirs, ours) = tokio::io::duplex(64 * 1024);
+    let (mut our_rd, mut our_wr) = tokio::io::split(ours);
+    let inbound = async move {
+        while let Some(chunk) = rx.recv().await {
+            if our_wr.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = our_wr.shutdown().await;
+    };
+    let data_out = out.clone();
+    let outbound = async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match our_rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let msg = encode_channel_message(data_ch, &buf[..n]);
+                    if data_out.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    let inbound = AbortGuard(tokio::spawn(inbound));
+    let work = backend.port_forward(
+        pod_sandbox_id.clone(),
+        port,
+        crate::types::PortForwardStream::new(theirs),
+    );
+    let (result, ()) = tokio::join!(work, outbound);
+    drop(inbound);
+    if let Err(e) = result {
+        let msg = format!("error forwarding port {port} to pod {pod_sandbox_id}: {e}");
+        let _ = out
+            .send(encode_channel_message(data_ch + 1, msg.as_bytes()))
+            .await;
     }
 }
 

@@ -320,3 +320,59 @@ async fn expired_token_gets_404() {
         404
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_websocket_channel_protocol() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (server, _events) = server().await;
+    let port = http_server("hello-over-channels").await;
+    let req = PortForwardRequest {
+        pod_sandbox_id: "pod-3".into(),
+        ports: vec![],
+    };
+    let url = server.get_port_forward(req).unwrap();
+    let ws_url = format!("ws://{}{}?port={port}", server.local_addr(), url.path());
+    let mut request = ws_url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v4.channel.k8s.io".parse().unwrap(),
+    );
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    assert_eq!(
+        resp.headers()["sec-websocket-protocol"],
+        "v4.channel.k8s.io"
+    );
+    // Data and error channel of port 0 each first carry the port, little-endian.
+    let mut first = Vec::new();
+    while first.len() < 2 {
+        if let Message::Binary(b) = ws.next().await.unwrap().unwrap() {
+            first.push(b.to_vec());
+        }
+    }
+    let le = port.to_le_bytes();
+    assert!(first.contains(&vec![0, le[0], le[1]]), "{first:?}");
+    assert!(first.contains(&vec![1, le[0], le[1]]), "{first:?}");
+    let mut get = vec![0u8];
+    get.extend_from_slice(b"GET / HTTP/1.1\r\nHost: pod\r\n\r\n");
+    ws.send(Message::Binary(get.into())).await.unwrap();
+    let mut response = Vec::new();
+    while !String::from_utf8_lossy(&response).contains("hello-over-channels") {
+        match ws.next().await.unwrap().unwrap() {
+            Message::Binary(b) => {
+                assert_eq!(b[0], 0, "unexpected channel in {b:?}");
+                response.extend_from_slice(&b[1..]);
+            }
+            _ => continue,
+        }
+    }
+    assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200 OK"));
+    ws.close(None).await.unwrap();
+    drop(ws);
+    server.wait_idle().await;
+}
