@@ -30,6 +30,8 @@ use crate::ws::{self, WsTunnel, WS_VERSIONS};
 
 /// Header carrying the SPDY sub-protocol versions (request: offered; response: chosen).
 const STREAM_PROTOCOL_HEADER: &str = "x-stream-protocol-version";
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a SPDY client gets to read everything and hang up after a session ended.
 const PEER_CLOSE_WAIT: Duration = Duration::from_secs(30);
 /// Header listing the versions we accept, sent when negotiation fails.
@@ -267,7 +269,10 @@ where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| handle(inner.clone(), req));
+    // The timer enforces hyper's header read timeout (30 s) against idle or slow clients.
     let conn = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(io, service)
         .with_upgrades();
     if let Err(e) = conn.await {
