@@ -3,13 +3,14 @@
 # machine, images (../shared/testenv registry), runc and CNI plugins, both driven through the
 # CRI with crictl; writes docs/BENCHMARKS.md.
 #
-#   sudo bash bench/run.sh [--pods N] [--parallel P] [--out FILE] [--runtimes "crius containerd"]
+#   sudo bash bench/run.sh [--pods N] [--parallel P] [--calls C] [--out FILE] [--runtimes "crius containerd"]
 #
 # Per runtime: image pull + unpack of a 3-layer image (rmi, pull; median of 5); pod start
 # (runp + create + start of one busybox container) for N pods one after the other and P at once;
 # daemon RSS idle and with N+P pods; per-container monitor / shim RSS and PSS (smaps_rollup);
 # ListContainers and ContainerStatus latency with N+P containers; ExecSync latency; stop + remove
-# (stopp + rmp) sequential and parallel. Plus the floor: `ip netns add` + one CNI ADD with the
+# (stopp + rmp) sequential and parallel; each CRI call alone, without crictl, from
+# `critest -benchmark` (C samples each, default 20). Plus the floor: `ip netns add` + one CNI ADD with the
 # same plugins + two `runc run -d` (bench/floor.py). Every figure made through crictl includes
 # crictl's own cost (a process start and a connection: see the "crictl call" row).
 # A step a runtime cannot do is reported as n/a. crius: target/release/crius (built with
@@ -21,12 +22,13 @@ _tag=bench
 # shellcheck source=../scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh"
 
-PODS=30 PAR=10 OUT=$REPO/docs/BENCHMARKS.md RUNTIMES="crius containerd"
+PODS=30 PAR=10 BENCH_N=20 OUT=$REPO/docs/BENCHMARKS.md RUNTIMES="crius containerd"
 ARGS_GIVEN="$*"
 while (($#)); do
 	case $1 in
 	--pods) PODS=$2; shift ;;
 	--parallel) PAR=$2; shift ;;
+	--calls) BENCH_N=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--runtimes) RUNTIMES=$2; shift ;;
 	-h | --help) sed -n '2,/^# The whole script/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -50,7 +52,7 @@ cleanup() {
 	[[ -n $INSTANCE ]] && bash "$REPO/scripts/crius-instance.sh" stop "$INSTANCE" >&2 || true
 	((STARTED_CONTAINERD)) && bash "$PEERS/containerd.sh" stop >&2 || true
 	((STARTED_REGISTRY)) && "$TESTENV/registry.sh" stop >&2 || true
-	rm -rf "$WORK"
+	[[ ${BENCH_KEEP:-0} == 1 ]] && say "kept $WORK" || rm -rf "$WORK"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -194,6 +196,20 @@ measure() {
 	rm -f "$WORK"/stoppar-*.ms "$WORK"/par-*.out "$WORK/start_par.ms"
 	put stop_par "$(stats <"$WORK/stop_par.ms")"
 	cri rmp -af >/dev/null 2>&1 || true
+
+	# CRI calls without crictl: critest -benchmark (a Go client, one connection)
+	BENCH_N=$BENCH_N bash "$REPO/scripts/conformance.sh" --benchmark --endpoint "$EP" --results "$WORK/critest-$RT" >"$WORK/critest-$RT.log" 2>&1 ||
+		say "$RT: critest -benchmark failed (see the n/a rows)"
+	python3 - "$WORK/critest-$RT" >"$RES/$RT.calls" <<'PYEOF' || true
+import glob, json, os, statistics, sys
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "*_benchmark_data.json"))):
+    d = json.load(open(path))
+    for i, name in enumerate(d.get("operationsNames") or []):
+        ms = [p["operationsDurationsNs"][i] / 1e6 for p in d.get("datapoints") or []
+              if len(p.get("operationsDurationsNs") or []) > i and p["operationsDurationsNs"][i] > 0]
+        if ms:
+            print("%s %.1f %.1f" % (name, statistics.median(ms), max(ms)))
+PYEOF
 }
 
 # --- runtimes ------------------------------------------------------------------------------------
@@ -281,7 +297,7 @@ memcol() { # memcol KEY FIELD (KiB) -> MiB columns + ratio
 permon() { # per-container monitor/shim memory: FIELD 2 = RSS, 3 = PSS; divided by running containers
 	local rt v
 	for rt in crius containerd; do
-		v=$(awk -v f="$1" -v n="$(get "$rt" running)" '$1 > 0 && n > 0 {printf "%.2f", $f / n / 1024}' "$RES/$rt.monitors" 2>/dev/null)
+		v=$(awk -v f="$1" -v n="$(get "$rt" running)" '$1 > 0 && n > 0 {printf "%.2f", $f / n / 1024}' "$RES/$rt.monitors" 2>/dev/null || true)
 		printf '%s\n' "${v:-n/a}"
 	done | paste -sd' ' | awk '{r = ($1 == "n/a" || $2 == "n/a" || $2 + 0 == 0) ? "n/a" : sprintf("%.2f", $1 / $2); printf "%s | %s | %s", $1, $2, r}'
 }
@@ -327,6 +343,19 @@ mkdir -p "$(dirname "$OUT")"
 	echo "Monitor processes: crius $(get crius monitors | awk '{print $1}') for $(get crius running) containers;"
 	echo "containerd $(get containerd monitors | awk '{print $1}') shims (one per pod) for $(get containerd running) containers."
 	echo "PSS (from \`/proc/PID/smaps_rollup\`) shares the pages processes have in common among them."
+	echo
+	echo "## CRI calls without crictl"
+	echo
+	echo "\`critest -benchmark\` (cri-tools' Go client, one connection; $BENCH_N samples each, one at a"
+	echo "time; \`scripts/conformance.sh --benchmark\`): median ms, max in brackets."
+	echo
+	echo "| call | crius | containerd | ratio (medians) |"
+	echo "|---|---|---|---|"
+	for op in $(cat "$RES"/*.calls 2>/dev/null | awk '!seen[$1]++ {print $1}'); do
+		a=$(awk -v o="$op" '$1 == o {printf "%s (%s)", $2, $3}' "$RES/crius.calls" 2>/dev/null || true)
+		b=$(awk -v o="$op" '$1 == o {printf "%s (%s)", $2, $3}' "$RES/containerd.calls" 2>/dev/null || true)
+		echo "| $op | ${a:-n/a} | ${b:-n/a} | $(awk -v a="${a%% *}" -v b="${b%% *}" 'BEGIN {if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b}') |"
+	done
 	echo
 	echo "## The floor"
 	echo

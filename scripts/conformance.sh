@@ -49,12 +49,17 @@ need_root
 if ((UPDATE)) && [[ ${CI:-} == true ]]; then die "--update is for developers, not for CI"; fi
 DOC=${CONFORMANCE_DOC:-$REPO/docs/CONFORMANCE.md}
 
-INSTANCE= STARTED_REGISTRY=0
+INSTANCE= STARTED_REGISTRY=0 SHM_BEFORE=
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	if [[ -n $INSTANCE ]]; then bash "$REPO/scripts/crius-instance.sh" stop "$INSTANCE" || rc=1; fi
 	if ((STARTED_REGISTRY)); then "$TESTENV/registry.sh" stop >/dev/null || true; fi
+	# SysV shared memory segments critest's HostIpc spec makes on the host (ipcmk -M) and leaves.
+	if [[ -f ${SHM_BEFORE:-} ]]; then
+		for n in $(awk 'NR > 1 {print $2}' /proc/sysvipc/shm | sort | comm -13 "$SHM_BEFORE" -); do ipcrm -m "$n" 2>/dev/null || true; done
+		rm -f "$SHM_BEFORE"
+	fi
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -138,6 +143,8 @@ EOF
 	exit "$rc"
 fi
 
+SHM_BEFORE=$RESULTS/shm.before
+awk 'NR > 1 {print $2}' /proc/sysvipc/shm | sort >"$SHM_BEFORE"
 SKIPS=()
 if ((SKIP_KNOWN)); then
 	while IFS= read -r p; do
