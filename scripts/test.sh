@@ -8,7 +8,8 @@
 #   5. test     cargo test --workspace --no-fail-fast (unit + integration tests, real runc/CNI/registry)
 #   6. scenario scripts/crictl-scenario.sh against a private crius instance (debug build)
 #   7. critest  scripts/conformance.sh: the CRI conformance gate (docs/CONFORMANCE.md)
-#   8. leaks    processes, mounts, netns and links the run left behind (removed, and reported)
+#   8. leaks    processes, mounts, netns, links and top-level cgroups the run left behind
+#               (removed, and reported as a failure)
 #
 # Stages 6 and 7 are skipped, loudly, only while the workspace has no `crius` binary.
 # Options: --only STAGE[,STAGE] (e.g. --only build,test), --skip STAGE[,STAGE].
@@ -85,7 +86,10 @@ snapshot() {
 	(ls /run/netns 2>/dev/null || true) | sort >"$LOGDIR/netns.before"
 	ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort >"$LOGDIR/links.before"
 	ls /proc | grep -E '^[0-9]+$' | sort >"$LOGDIR/pids.before"
+	cgroup_dirs >"$LOGDIR/cgroups.before"
 }
+# The top-level cgroups of every hierarchy (/sys/fs/cgroup/<hierarchy>/<name>).
+cgroup_dirs() { find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d 2>/dev/null | sort; }
 # Processes started during the run that are in a container (another mount namespace) or are
 # runtime pieces.
 new_runtime_pids() {
@@ -127,7 +131,13 @@ leak_check() {
 		for n in $links; do ip link delete "$n" 2>/dev/null || true; done
 		bad=1
 	fi
-	((bad == 0)) && echo "no processes, mounts, netns or links left behind"
+	n=$(cgroup_dirs | comm -13 "$LOGDIR/cgroups.before" -)
+	if [[ -n $n ]]; then
+		echo "LEAK: cgroups: $(echo "$n" | sed 's|^/sys/fs/cgroup/||' | tr '\n' ' ')"
+		for m in $n; do find "$m" -depth -type d -exec rmdir {} + 2>/dev/null || true; done
+		bad=1
+	fi
+	((bad == 0)) && echo "no processes, mounts, netns, links or cgroups left behind"
 	return "$bad"
 }
 
@@ -164,7 +174,7 @@ trap 'echo "test.sh: interrupted" >&2; exit 130' INT TERM
 echo "crius test run: $(git log -1 --format='%h %s' 2>/dev/null || echo 'not a git checkout'), $(date -u +%FT%TZ), $(nproc) cores, CI=${CI:-}"
 
 export LOGDIR TESTENV
-export -f images cargo_test leak_check new_runtime_pids
+export -f images cargo_test leak_check new_runtime_pids cgroup_dirs
 
 # 1-3: the machine
 stage host 15 bash scripts/host-setup.sh || true
