@@ -13,7 +13,7 @@ impl Crius {
     /// those that ended while crius was down get their exit code from the exit record.
     pub async fn recover(self: &Arc<Self>) -> Result<()> {
         let store = self.state.store.clone();
-        for (name, id) in store.all::<String>(Kind::Name)? {
+        for (_, (name, id)) in store.all::<(String, String)>(Kind::Name)? {
             self.state.restore_name(&name, &id);
         }
         let pods: Vec<(String, PodRecord)> = store.all(Kind::Pod)?;
@@ -52,8 +52,8 @@ impl Crius {
                 Stage::Created => self.reconcile_container(rec).await,
             }
         }
-        self.state.store.all::<String>(Kind::Name).map(|names| {
-            for (name, id) in names {
+        self.state.store.all::<(String, String)>(Kind::Name).map(|names| {
+            for (_, (name, id)) in names {
                 if self.state.pod(&id).is_err() && self.state.container(&id).is_err() {
                     self.state.release_name(&name);
                 }

@@ -88,6 +88,14 @@ impl SpecGenerator for CriusSpec {
         crius_spec::linux_resources(res).map_err(map_err)
     }
 
+    fn validate_pod(&self, config: &cri::PodSandboxConfig) -> Result<()> {
+        let Some(linux) = &config.linux else { return Ok(()) };
+        let ns = linux.security_context.as_ref().and_then(|s| s.namespace_options.clone()).unwrap_or_default();
+        let own_net = ns.network != cri::NamespaceMode::Node as i32;
+        let own_ipc = ns.ipc != cri::NamespaceMode::Node as i32;
+        crius_spec::pod_sysctls(&linux.sysctls, own_net, own_ipc).map(drop).map_err(map_err)
+    }
+
     fn cgroups_path(&self, parent: &str, id: &str) -> String {
         crius_spec::cgroups_path(parent, id)
     }

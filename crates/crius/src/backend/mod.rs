@@ -278,6 +278,8 @@ pub trait SpecGenerator: Send + Sync {
     fn container_spec(&self, input: &SpecInput<'_>) -> Result<GeneratedSpec>;
     /// The OCI resources of an UpdateContainerResources request.
     fn linux_resources(&self, res: &cri::LinuxContainerResources) -> Result<oci_spec::runtime::LinuxResources>;
+    /// Checks a pod's config before anything is made (sysctls vs. its namespaces).
+    fn validate_pod(&self, config: &cri::PodSandboxConfig) -> Result<()>;
     /// The cgroup path (relative to the hierarchy roots) of a container under `parent`.
     fn cgroups_path(&self, parent: &str, id: &str) -> String;
 }

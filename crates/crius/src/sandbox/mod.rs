@@ -71,6 +71,7 @@ impl Crius {
         let md = validate_pod_config(config.as_ref())?.clone();
         let config = config.unwrap_or_default();
         self.runtime(&handler)?;
+        self.be.spec.validate_pod(&config)?;
         let handler = if handler.is_empty() { self.cfg.default_runtime.clone() } else { handler };
         let id = new_id();
         let name = format!("k8s_POD_{}_{}_{}_{}", md.name, md.namespace, md.uid, md.attempt);

@@ -131,7 +131,7 @@ impl State {
             names.insert(name.to_string(), id.to_string());
         }
         let guard = NameGuard { state: self, name: name.to_string(), committed: false };
-        self.store.put(Kind::Name, name, &id)?;
+        self.store.put(Kind::Name, name, &(name, id))?;
         Ok(guard)
     }
 
@@ -240,10 +240,11 @@ mod tests {
         assert!(matches!(e, Error::AlreadyExists(_)));
         drop(g);
         s.reserve_name("n", "b").expect("released on drop").commit();
-        let on_disk: Vec<(String, String)> = s.store.all(Kind::Name).expect("all");
-        assert_eq!(on_disk, vec![("n".into(), "b".into())]);
+        let on_disk: Vec<(String, (String, String))> = s.store.all(Kind::Name).expect("all");
+        assert_eq!(on_disk.len(), 1);
+        assert_eq!(on_disk[0].1, ("n".into(), "b".into()));
         s.release_name("n");
-        assert!(s.store.all::<String>(Kind::Name).expect("all").is_empty());
+        assert!(s.store.all::<(String, String)>(Kind::Name).expect("all").is_empty());
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub enum Kind {
     Pod,
     /// Container records.
     Container,
-    /// Name reservations (file name = hex of the name, content = the ID).
+    /// Name reservations (file name = SHA-256 of the name, content = `[name, id]`).
     Name,
 }
 
@@ -48,7 +48,10 @@ impl Store {
 
     fn path(&self, kind: Kind, key: &str) -> PathBuf {
         let file = match kind {
-            Kind::Name => hex::encode(key.as_bytes()),
+            Kind::Name => {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(key.as_bytes()))
+            }
             _ => format!("{key}.json"),
         };
         self.dir.join(kind.dir()).join(file)
@@ -80,7 +83,8 @@ impl Store {
         }
     }
 
-    /// All records of a kind as (key, value); undecodable files are logged and skipped.
+    /// All records of a kind as (key, value) (for names the key is the file's hash: keep the
+    /// name in the value); undecodable files are logged and skipped.
     pub fn all<T: DeserializeOwned>(&self, kind: Kind) -> Result<Vec<(String, T)>> {
         let d = self.dir.join(kind.dir());
         let mut out = Vec::new();
@@ -93,10 +97,7 @@ impl Store {
                 continue;
             }
             let key = match kind {
-                Kind::Name => match hex::decode(&name).ok().and_then(|b| String::from_utf8(b).ok()) {
-                    Some(k) => k,
-                    None => continue,
-                },
+                Kind::Name => name.clone(),
                 _ => match name.strip_suffix(".json") {
                     Some(k) => k.to_string(),
                     None => continue,
@@ -144,11 +145,15 @@ mod tests {
         let t = tempfile::tempdir().expect("tempdir");
         let s = Store::open(t.path()).expect("open");
         s.put(Kind::Pod, "abc", &vec![1, 2, 3]).expect("put");
-        s.put(Kind::Name, "k8s_a_b_c_d_0", &"abc").expect("put name");
+        let long = "k8s_".to_string() + &"x".repeat(400);
+        s.put(Kind::Name, &long, &(long.clone(), "abc")).expect("put long name");
         assert_eq!(s.get::<Vec<i32>>(Kind::Pod, "abc").expect("get"), Some(vec![1, 2, 3]));
         assert_eq!(s.get::<Vec<i32>>(Kind::Pod, "nope").expect("get"), None);
-        let names: Vec<(String, String)> = s.all(Kind::Name).expect("all");
-        assert_eq!(names, vec![("k8s_a_b_c_d_0".to_string(), "abc".to_string())]);
+        let names: Vec<(String, (String, String))> = s.all(Kind::Name).expect("all");
+        assert_eq!(names.len(), 1);
+        assert_eq!(names[0].1, (long.clone(), "abc".to_string()));
+        s.delete(Kind::Name, &long).expect("delete name");
+        assert!(s.all::<(String, String)>(Kind::Name).expect("all").is_empty());
         std::fs::write(t.path().join("pods/.x.json.tmp"), b"{").expect("write tmp");
         assert_eq!(s.all::<Vec<i32>>(Kind::Pod).expect("all").len(), 1);
         assert!(!t.path().join("pods/.x.json.tmp").exists());
