@@ -11,6 +11,8 @@ use crate::spdy::{Gone, SendHalf};
 use crate::types::{InputStream, OutputStream, Streams, TermSize};
 use crate::ws::ChannelSender;
 
+/// How long a v1 client gets to read an error before its output streams end.
+const V1_ERROR_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Buffer of the pipes between the protocol and the backend.
 const PIPE_SIZE: usize = 64 * 1024;
 
@@ -309,10 +311,17 @@ pub(crate) async fn run<B: Backend>(
             sinks.push(sink);
         }
     }
-    if let Some(msg) = status_message(version, &result) {
+    let status = status_message(version, &result);
+    let failed = status.is_some() && version == Version::V1;
+    if let Some(msg) = status {
         let _ = error.send(&msg).await;
     }
     error.finish().await;
+    if failed {
+        // A v1 client stops at whichever ends first, its output streams or the error
+        // stream: keep the outputs open until it has hung up, so the error is seen.
+        let _ = tokio::time::timeout(V1_ERROR_WAIT, client_gone(&mut gone)).await;
+    }
     for mut sink in sinks {
         sink.finish().await;
     }

@@ -376,3 +376,42 @@ async fn port_forward_websocket_channel_protocol() {
     drop(ws);
     server.wait_idle().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_spdy_protocol_versions() {
+    let Some(bin) = goclient() else { return };
+    let (server, _events) = server().await;
+    for proto in ["v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"] {
+        // The v1 client never closes stdin, so it only gets stdin the command does not
+        // wait to end.
+        let script = if proto == "channel.k8s.io" {
+            "read line; echo $line; echo err >&2"
+        } else {
+            "cat; echo err >&2"
+        };
+        let url = server
+            .get_exec(exec(&["sh", "-c", script], true, false))
+            .unwrap()
+            .to_string();
+        let args = ["exec", "-url", &url, "-stdin", "-spdy-protocol", proto];
+        let run = run_goclient(&bin, &args, b"in\n").await;
+        assert_eq!(run.code, 0, "{proto}: {run:?}");
+        assert_eq!(
+            (run.stdout.as_str(), run.stderr.as_str()),
+            ("in\n", "err\n"),
+            "{proto}"
+        );
+        // Before v4 the error stream carries text, so the exit code arrives as a message.
+        let url = server
+            .get_exec(exec(&["sh", "-c", "exit 3"], false, false))
+            .unwrap()
+            .to_string();
+        let args = ["exec", "-url", &url, "-spdy-protocol", proto];
+        let run = run_goclient(&bin, &args, b"").await;
+        assert_eq!(run.code, 100, "{proto}: {run:?}");
+        assert!(
+            run.stderr.contains("non-zero exit code: 3"),
+            "{proto}: {run:?}"
+        );
+    }
+}

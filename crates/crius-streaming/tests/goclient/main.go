@@ -2,6 +2,7 @@
 // port forwarder (the code kubectl and crictl use), for the crate's integration tests.
 //
 //	goclient exec -url URL [-transport spdy|websocket] [-stdin] [-tty] [-width W -height H] [-ca PEM]
+//	              [-spdy-protocol v3.channel.k8s.io]
 //	goclient portforward -url URL [-transport spdy|websocket] -port P [-requests N] [-ca PEM]
 //
 // exec copies the process's stdin/stdout/stderr and exits with the remote exit code
@@ -42,6 +43,7 @@ func main() {
 	port := fs.Int("port", 0, "remote port")
 	requests := fs.Int("requests", 1, "HTTP requests to make through the forwarded port")
 	fs.StringVar(&caFile, "ca", "", "CA certificate (PEM) to trust for https URLs")
+	fs.StringVar(&spdyProtocol, "spdy-protocol", "", "offer only this remotecommand protocol over SPDY")
 	_ = fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "exec":
@@ -54,8 +56,8 @@ func main() {
 	}
 }
 
-// caFile is the -ca flag.
-var caFile string
+// caFile and spdyProtocol are the -ca and -spdy-protocol flags.
+var caFile, spdyProtocol string
 
 func config(u *url.URL) *rest.Config {
 	return &rest.Config{
@@ -88,7 +90,16 @@ func runExec(rawURL, transport string, stdin, tty bool, width, height uint16) in
 	var ex remotecommand.Executor
 	switch transport {
 	case "spdy":
-		ex, err = remotecommand.NewSPDYExecutor(config(u), "POST", u)
+		if spdyProtocol == "" {
+			ex, err = remotecommand.NewSPDYExecutor(config(u), "POST", u)
+			break
+		}
+		rt, upgrader, e := spdy.RoundTripperFor(config(u))
+		if e != nil {
+			err = e
+			break
+		}
+		ex, err = remotecommand.NewSPDYExecutorForProtocols(rt, upgrader, "POST", u, spdyProtocol)
 	case "websocket":
 		ex, err = remotecommand.NewWebSocketExecutor(config(u), "GET", rawURL)
 	default:
