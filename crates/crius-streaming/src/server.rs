@@ -642,11 +642,14 @@ async fn spdy_remotecommand<B: Backend>(
         held_open.push(s.send);
         s.recv
     };
+    // Streams the CRI request did not ask for are left unused.
     let channels = remotecommand::Channels {
-        stdin: streams.stdin.map(&mut recv_of),
-        resize: streams.resize.map(&mut recv_of),
-        stdout: streams.stdout.map(|s| remotecommand::OutSink::Spdy(s.send)),
-        stderr: streams.stderr.map(|s| remotecommand::OutSink::Spdy(s.send)),
+        stdin: streams.stdin.filter(|_| opts.stdin).map(&mut recv_of),
+        resize: streams.resize.filter(|_| opts.tty).map(&mut recv_of),
+        stdout: (streams.stdout.filter(|_| opts.stdout))
+            .map(|s| remotecommand::OutSink::Spdy(s.send)),
+        stderr: (streams.stderr.filter(|_| opts.stderr && !opts.tty))
+            .map(|s| remotecommand::OutSink::Spdy(s.send)),
         error: remotecommand::OutSink::Spdy(error.send),
     };
     let gone = conn.gone.clone();
