@@ -6,6 +6,8 @@
 //! remotecommand (`channel.k8s.io` .. `v5.channel.k8s.io`) and `portforward.k8s.io` protocols and
 //! hands the byte streams to a [`Backend`] supplied by the daemon.
 
+#![warn(missing_docs)]
+
 mod backend;
 mod error;
 mod portforward;
