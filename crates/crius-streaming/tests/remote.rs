@@ -415,3 +415,41 @@ async fn older_spdy_protocol_versions() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_after_spdy_upgrade_ends_the_session() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (server, mut events) = server().await;
+    let url = server.get_exec(exec(&["true"], false, false)).unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let req = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+         X-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n",
+        url.path()
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut b = [0u8; 256];
+        let n = tcp.read(&mut b).await.unwrap();
+        assert!(n > 0);
+        head.extend_from_slice(&b[..n]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("x-stream-protocol-version: v4.channel.k8s.io"),
+        "{head}"
+    );
+    // A control frame of SPDY version 2: a protocol error.
+    tcp.write_all(&[0x80, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00])
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), server.wait_idle())
+        .await
+        .expect("session did not end");
+    assert!(events.try_recv().is_err(), "the backend must not have run");
+}

@@ -370,3 +370,32 @@ async fn peer_hangup_marks_connection_gone_and_ends_streams() {
     assert_eq!(stream.recv.recv().await, None);
     assert!(stream.send.send(b"x").await.is_err());
 }
+
+#[test]
+fn decoder_rejects_or_waits_on_garbage_without_panicking() {
+    // A small xorshift generator: deterministic pseudo-random input.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..5000 {
+        let len = (next() % 96) as usize;
+        let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if round % 2 == 0 && buf.len() >= 8 {
+            // Make it look like a SPDY/3 control frame of a real type with a fitting length.
+            buf[0] = 0x80;
+            buf[1] = 3;
+            buf[2] = 0;
+            buf[3] = (next() % 10) as u8;
+            let payload = (buf.len() - 8) as u32;
+            buf[5..8].copy_from_slice(&payload.to_be_bytes()[1..]);
+        }
+        let mut dec = Decoder::new();
+        if let Ok(Some((_, used))) = dec.decode(&buf) {
+            assert!(used <= buf.len());
+        }
+    }
+}
