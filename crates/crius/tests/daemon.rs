@@ -237,7 +237,10 @@ async fn errors_and_validation() {
     assert_eq!(e.code(), Code::NotFound);
     let e = d.rt.start_container(cri::StartContainerRequest { container_id: unknown.clone() }).await.expect_err("start unknown");
     assert_eq!(e.code(), Code::NotFound);
-    let e = d.rt.stop_container(cri::StopContainerRequest { container_id: unknown.clone(), timeout: 1 }).await.expect_err("stop unknown");
+    // Stopping or removing an unknown container succeeds (CRI idempotence).
+    d.rt.stop_container(cri::StopContainerRequest { container_id: unknown.clone(), timeout: 1 }).await.expect("stop unknown");
+    d.rt.remove_container(cri::RemoveContainerRequest { container_id: unknown.clone() }).await.expect("rm unknown");
+    let e = d.rt.exec_sync(cri::ExecSyncRequest { container_id: unknown.clone(), cmd: vec!["true".into()], timeout: 1 }).await.expect_err("exec unknown");
     assert_eq!(e.code(), Code::NotFound);
 
     // Missing metadata: InvalidArgument naming the field.

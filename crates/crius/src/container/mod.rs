@@ -134,6 +134,7 @@ impl Crius {
             user: None,
             pid: 0,
             rootfs_mounted: false,
+            image_volumes: Vec::new(),
             resources: None,
         };
         // 1. Record first.
@@ -163,9 +164,32 @@ impl Crius {
             spec::PidNs::Join(p) => (Some(p.into()), None),
             _ => (None, None),
         };
+        // Image volumes: a read-only view of another image, mounted from the image store.
+        let mut spec_config = rec.config.clone();
+        for (i, m) in spec_config.mounts.iter_mut().enumerate() {
+            let Some(img) = m.image.take().filter(|s| !s.image.is_empty()) else { continue };
+            if !m.readonly {
+                return Err(Error::InvalidArgument(format!("mounts[{i}]: an image volume must be read-only")));
+            }
+            let info = self
+                .be
+                .images
+                .status(&img.image)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("mounts[{i}]: image {:?} not found", img.image)))?;
+            let vol = format!("{id}-imgvol-{i}");
+            {
+                let c = self.clone();
+                let vol = vol.clone();
+                undo.push("unmount image volume", async move { c.be.images.unmount_rootfs(&vol).await });
+            }
+            rec.image_volumes.push(vol.clone());
+            self.save_container(&rec)?;
+            m.host_path = self.be.images.mount_rootfs(&info.id, &vol).await?.to_string_lossy().into_owned();
+        }
         let gen = self.be.spec.container_spec(&SpecInput {
             id: &id,
-            config: &rec.config,
+            config: &spec_config,
             pod,
             image: &image_cfg,
             image_name,
@@ -263,9 +287,13 @@ impl Crius {
         Ok(())
     }
 
-    /// StopContainer (timeout in seconds). Stopping a stopped container succeeds.
+    /// StopContainer (timeout in seconds). Stopping a stopped or unknown container succeeds.
     pub async fn stop_container(self: &Arc<Self>, id: &str, timeout: i64) -> Result<()> {
-        let entry = self.state.container(id)?;
+        let entry = match self.state.container(id) {
+            Ok(e) => e,
+            Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         self.stop_container_entry(&entry, timeout).await
     }
 
@@ -349,6 +377,9 @@ impl Crius {
         let rt = self.runtime(&rec.runtime_handler)?;
         rt.delete(&rec.id).await?;
         self.be.images.unmount_rootfs(&rec.id).await?;
+        for vol in &rec.image_volumes {
+            self.be.images.unmount_rootfs(vol).await?;
+        }
         remove_dir(&rec.bundle)?;
         self.state.store.delete(Kind::Container, &rec.id)?;
         self.state.release_name(&rec.name);

@@ -162,6 +162,9 @@ pub struct ContainerRecord {
     pub pid: u32,
     /// Whether the rootfs is mounted.
     pub rootfs_mounted: bool,
+    /// Rootfs IDs (in the image store) of the image volumes mounted for this container.
+    #[serde(default)]
+    pub image_volumes: Vec<String>,
     /// Resources last applied (UpdateContainerResources).
     pub resources: Option<cri::LinuxContainerResources>,
 }
