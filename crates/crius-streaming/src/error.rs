@@ -23,6 +23,17 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// The request is not valid (CRI InvalidArgument): no stream asked for, or tty with
+    /// stderr.
+    #[error("streaming server: {kind} request for {id}: {reason}")]
+    InvalidRequest {
+        /// "exec" or "attach".
+        kind: &'static str,
+        /// Container id of the refused request.
+        id: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The operating system's random number generator failed.
     #[error("streaming server: {kind} request for {id}: generate token: {reason}")]
     Token {

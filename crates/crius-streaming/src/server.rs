@@ -178,14 +178,20 @@ impl<B: Backend> StreamingServer<B> {
     }
 
     /// Registers an exec request; returns the single-use URL for the client.
+    ///
+    /// Refuses (as the kubelet's streaming server does) a request with none of stdin,
+    /// stdout, stderr, or with both tty and stderr.
     pub fn get_exec(&self, req: ExecRequest) -> Result<Uri, Error> {
         let id = req.container_id.clone();
+        validate("exec", &id, req.tty, req.stdin, req.stdout, req.stderr)?;
         self.issue(Pending::Exec(req), id)
     }
 
     /// Registers an attach request; returns the single-use URL for the client.
+    /// Validated like [`StreamingServer::get_exec`].
     pub fn get_attach(&self, req: AttachRequest) -> Result<Uri, Error> {
         let id = req.container_id.clone();
+        validate("attach", &id, req.tty, req.stdin, req.stdout, req.stderr)?;
         self.issue(Pending::Attach(req), id)
     }
 
@@ -226,6 +232,28 @@ impl<B: Backend> StreamingServer<B> {
             reason: e.to_string(),
         })
     }
+}
+
+fn validate(
+    kind: &'static str,
+    id: &str,
+    tty: bool,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+) -> Result<(), Error> {
+    let reason = if tty && stderr {
+        "tty and stderr cannot both be true"
+    } else if !(stdin || stdout || stderr) {
+        "one of stdin, stdout, or stderr must be set"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidRequest {
+        kind,
+        id: id.to_owned(),
+        reason,
+    })
 }
 
 impl<B: Backend> Drop for StreamingServer<B> {

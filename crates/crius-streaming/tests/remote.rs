@@ -274,7 +274,13 @@ async fn used_unknown_and_wrong_kind_tokens_get_404() {
     assert_eq!(http_status(addr, url.path(), "").await, 404);
     assert_eq!(http_status(addr, "/exec/0123abcd", "").await, 404);
     // A live token under another kind's path is not found either, and stays usable.
-    let url = server.get_attach(AttachRequest::default()).unwrap();
+    let url = server
+        .get_attach(AttachRequest {
+            container_id: "c1".into(),
+            stdout: true,
+            ..AttachRequest::default()
+        })
+        .unwrap();
     let token = url.path().rsplit('/').next().unwrap();
     assert_eq!(http_status(addr, &format!("/exec/{token}"), "").await, 404);
     // Not an upgrade request: refused without using up the token.
@@ -296,6 +302,30 @@ impl Clock for ManualClock {
     fn now(&self) -> Instant {
         self.base + *self.offset.lock().unwrap()
     }
+}
+
+#[tokio::test]
+async fn invalid_requests_get_no_url() {
+    let (server, _events) = server().await;
+    let none = ExecRequest {
+        container_id: "c1".into(),
+        cmd: vec!["true".into()],
+        ..ExecRequest::default()
+    };
+    assert!(matches!(
+        server.get_exec(none),
+        Err(crius_streaming::Error::InvalidRequest { kind: "exec", .. })
+    ));
+    let tty_stderr = AttachRequest {
+        container_id: "c1".into(),
+        tty: true,
+        stderr: true,
+        ..AttachRequest::default()
+    };
+    assert!(matches!(
+        server.get_attach(tty_stderr),
+        Err(crius_streaming::Error::InvalidRequest { kind: "attach", .. })
+    ));
 }
 
 #[tokio::test]
