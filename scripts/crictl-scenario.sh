@@ -37,7 +37,7 @@ CRICTL=$(ensure_crictl)
 export CRICTL
 WORK=$(mktemp -d /tmp/crius-scenario.XXXXXX)
 INSTANCE= STARTED_REGISTRY=0 EVENTS_PID= POD=
-PASS=0 FAIL=0
+PASS=0 FAIL=0 FINISHED=0
 
 cleanup() {
 	local rc=$?
@@ -50,8 +50,16 @@ cleanup() {
 	if [[ -n $INSTANCE ]]; then bash "$REPO/scripts/crius-instance.sh" stop "$INSTANCE" >&2 || rc=1; fi
 	((STARTED_REGISTRY)) && "$TESTENV/registry.sh" stop >/dev/null
 	rm -rf "$WORK"
+	# The closing line comes last, after the teardown's messages: CI reads it.
+	if ((!FINISHED)); then
+		echo "FAIL: the scenario stopped early (exit $rc)"
+		FAIL=$((FAIL + 1)) rc=1
+	fi
+	echo "$PASS passed, $FAIL failed"
 	exit "$rc"
 }
+# finish: end the scenario (the count is printed by cleanup, after the teardown).
+finish() { FINISHED=1; ((FAIL == 0)) && exit 0; exit 1; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -87,7 +95,7 @@ if [[ -n $TESTENV ]] && ! registry_up; then "$TESTENV/registry.sh" start >&2; ST
 if [[ -n $TESTENV ]]; then "$TESTENV/images.sh" >"$WORK/images.log" 2>&1 || die "images.sh failed: $(tail -3 "$WORK/images.log")"; fi
 if [[ -z $ENDPOINT ]]; then
 	INSTANCE=$(mktemp -d /tmp/crius-scenario-instance.XXXXXX)
-	bash "$REPO/scripts/crius-instance.sh" start "$INSTANCE" >&2 || { fail "crius starts and answers the CRI"; echo "$PASS passed, $FAIL failed"; exit 1; }
+	bash "$REPO/scripts/crius-instance.sh" start "$INSTANCE" >&2 || { fail "crius starts and answers the CRI"; finish; }
 	# shellcheck disable=SC1091
 	source "$INSTANCE/env"
 	ENDPOINT=$CRIUS_ENDPOINT
@@ -150,8 +158,7 @@ start_events events1.json
 check "pull $BUSYBOX_IMAGE" cri pull "$BUSYBOX_IMAGE"
 if POD=$(cri runp "$WORK/pod.json" 2>"$WORK/runp.err"); then pass "runp: pod $POD ready"; else
 	fail "runp: $(cat "$WORK/runp.err")"
-	echo "$PASS passed, $FAIL failed"
-	exit 1
+	finish
 fi
 [[ $(cri inspectp -o json "$POD" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["state"])') == SANDBOX_READY ]] &&
 	pass "pod state SANDBOX_READY" || fail "pod state SANDBOX_READY"
@@ -160,8 +167,7 @@ if A=$(cri create "$POD" "$WORK/a.json" "$WORK/pod.json" 2>"$WORK/a.err") && B=$
 	pass "create two containers"
 else
 	fail "create: $(cat "$WORK/a.err" "$WORK/b.err" 2>/dev/null)"
-	echo "$PASS passed, $FAIL failed"
-	exit 1
+	finish
 fi
 [[ $(state_of "$A") == CONTAINER_CREATED ]] && pass "created container shows CONTAINER_CREATED" || fail "created container state: $(state_of "$A")"
 check "start both containers" cri start "$A" "$B"
@@ -251,7 +257,5 @@ order=$(events_order "$WORK/events2.json" "$B" STOPPED DELETED) &&
 	pass "events: STOPPED, DELETED of the stopped container in order ($order)" ||
 	fail "events of the stopped container: $order; $(tail -c 300 "$WORK/events2.json.err")"
 
-echo "$PASS passed, $FAIL failed"
-((FAIL == 0))
-exit
+finish
 }
