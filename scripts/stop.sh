@@ -4,7 +4,9 @@
 #   sudo bash scripts/stop.sh [--purge] [--test-registry]
 #     (default)         stop the daemon only: containers keep running under their monitors
 #                       and are picked up again by the next start (as after an upgrade)
-#     --purge           first stop and remove every pod and container through the CRI
+#     --purge           first stop and remove every pod and container through the CRI, and
+#                       after the daemon is gone unmount what is left under /run/crius (the
+#                       namespace pin directories)
 #     --test-registry   also stop the offline test registry (its images stay on disk)
 set -euo pipefail
 _tag=stop
@@ -43,4 +45,9 @@ else
 	say "crius is not running (no live pid in $PIDFILE)"
 fi
 rm -f "$PIDFILE"
+if ((PURGE)); then
+	for m in $(awk 'index($2, "/run/crius/") == 1 {print $2}' /proc/self/mounts | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m" || true
+	done
+fi
 if ((REG)) && [[ -n $TESTENV ]]; then "$TESTENV/registry.sh" stop; fi
