@@ -124,7 +124,7 @@ monitor_pids() {
 
 # --- one runtime --------------------------------------------------------------------------------
 measure() {
-	local i line pods=() ctrs=() ms rss pss n pid f
+	local i line pods=() ctrs=() rss pss n pid t0
 	printf 'runtime-endpoint: %s\nimage-endpoint: %s\ntimeout: 60\n' "$EP" "$EP" >"$WORK/crictl.yaml"
 	mkdir -p "$WORK/spec"
 	cat_ctr_json >"$WORK/spec/ctr.json"
@@ -158,7 +158,7 @@ measure() {
 
 	# pod start, parallel
 	for ((i = 0; i < PAR; i++)); do pod_json "par-$i"; done
-	local t0=$(now_ms)
+	t0=$(now_ms)
 	for ((i = 0; i < PAR; i++)); do (start_pod "par-$i" >"$WORK/par-$i.out" 2>/dev/null || true) & done
 	wait
 	put start_par_wall $(($(now_ms) - t0))
