@@ -64,11 +64,17 @@ impl Default for Config {
         let mut runtimes = BTreeMap::new();
         runtimes.insert(
             "runc".to_string(),
-            RuntimeHandlerConfig { path: find_in_path("runc").unwrap_or_else(|| "/usr/sbin/runc".into()), root: None },
+            RuntimeHandlerConfig {
+                path: find_in_path("runc").unwrap_or_else(|| "/usr/sbin/runc".into()),
+                root: None,
+            },
         );
         runtimes.insert(
             "crun".to_string(),
-            RuntimeHandlerConfig { path: find_in_path("crun").unwrap_or_else(|| "/usr/bin/crun".into()), root: None },
+            RuntimeHandlerConfig {
+                path: find_in_path("crun").unwrap_or_else(|| "/usr/bin/crun".into()),
+                root: None,
+            },
         );
         Config {
             listen: "/run/crius/crius.sock".into(),
@@ -131,8 +137,13 @@ impl Config {
         match std::fs::read_to_string(&path) {
             Ok(text) => Config::parse(&text)
                 .map_err(|e| Error::InvalidArgument(format!("config {}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => Ok(Config::default()),
-            Err(e) => Err(Error::InvalidArgument(format!("config {}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                Ok(Config::default())
+            }
+            Err(e) => Err(Error::InvalidArgument(format!(
+                "config {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -182,7 +193,10 @@ impl Config {
             return if p.is_file() {
                 Ok(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
             } else {
-                Err(Error::Unavailable(format!("monitor binary {} not found", p.display())))
+                Err(Error::Unavailable(format!(
+                    "monitor binary {} not found",
+                    p.display()
+                )))
             };
         }
         if let Ok(exe) = std::env::current_exe() {
@@ -195,7 +209,8 @@ impl Config {
         }
         find_in_path("crius-monitor").ok_or_else(|| {
             Error::Unavailable(
-                "monitor binary crius-monitor not found next to crius nor in PATH (set --conmon)".into(),
+                "monitor binary crius-monitor not found next to crius nor in PATH (set --conmon)"
+                    .into(),
             )
         })
     }
@@ -213,7 +228,10 @@ impl Config {
     /// default handler's is required) and the monitor binary.
     pub fn validate(&self) -> Result<()> {
         let def = self.runtimes.get(&self.default_runtime).ok_or_else(|| {
-            Error::InvalidArgument(format!("default runtime {:?} has no [runtimes.{0}] entry", self.default_runtime))
+            Error::InvalidArgument(format!(
+                "default runtime {:?} has no [runtimes.{0}] entry",
+                self.default_runtime
+            ))
         })?;
         if !def.path.is_file() {
             return Err(Error::Unavailable(format!(
@@ -265,26 +283,91 @@ impl Config {
         fn kv(out: &mut String, doc: &str, key: &str, val: String) {
             out.push_str(&format!("# {doc}\n{key} = {val}\n\n"));
         }
-        kv(&mut out, "CRI gRPC unix socket (mode 0600).", "listen", p(&self.listen));
-        kv(&mut out, "Durable state: pod and container records, images.", "root", p(&self.root));
-        kv(&mut out, "Volatile state: bundles, pinned namespaces, /dev/shm mounts.", "runroot", p(&self.runroot));
-        kv(&mut out, "Log level: error, warn, info, debug, trace (or a tracing filter).", "log_level", q(&self.log_level));
-        kv(&mut out, "Runtime handler used when a pod names none.", "default_runtime", q(&self.default_runtime));
+        kv(
+            &mut out,
+            "CRI gRPC unix socket (mode 0600).",
+            "listen",
+            p(&self.listen),
+        );
+        kv(
+            &mut out,
+            "Durable state: pod and container records, images.",
+            "root",
+            p(&self.root),
+        );
+        kv(
+            &mut out,
+            "Volatile state: bundles, pinned namespaces, /dev/shm mounts.",
+            "runroot",
+            p(&self.runroot),
+        );
+        kv(
+            &mut out,
+            "Log level: error, warn, info, debug, trace (or a tracing filter).",
+            "log_level",
+            q(&self.log_level),
+        );
+        kv(
+            &mut out,
+            "Runtime handler used when a pod names none.",
+            "default_runtime",
+            q(&self.default_runtime),
+        );
         match &self.conmon {
             Some(c) => kv(&mut out, "Monitor binary (crius-monitor or conmon).", "conmon", p(c)),
             None => out.push_str(
                 "# Monitor binary (crius-monitor or conmon). Default: crius-monitor next to crius, else in PATH.\n# conmon = \"/usr/libexec/crius/crius-monitor\"\n\n",
             ),
         }
-        kv(&mut out, "Directory of CNI network configuration files.", "cni_config_dir", p(&self.cni_config_dir));
+        kv(
+            &mut out,
+            "Directory of CNI network configuration files.",
+            "cni_config_dir",
+            p(&self.cni_config_dir),
+        );
         let dirs: Vec<String> = self.cni_plugin_dirs.iter().map(|d| p(d)).collect();
-        kv(&mut out, "Directories searched for CNI plugin binaries.", "cni_plugin_dirs", format!("[{}]", dirs.join(", ")));
-        kv(&mut out, "Registries configuration (mirrors), containers-registries.conf(5).", "registries_conf", p(&self.registries_conf));
-        kv(&mut out, "Address of the streaming server (exec, attach, port-forward).", "stream_address", q(&self.stream_address));
-        kv(&mut out, "Port of the streaming server; 0 picks a free port.", "stream_port", self.stream_port.to_string());
-        kv(&mut out, "Pause image recorded for pods that need an infra container (shared PID namespace).", "pause_image", q(&self.pause_image));
-        kv(&mut out, "Default cgroup parent of pods (cgroupfs).", "cgroup_parent", q(&self.cgroup_parent));
-        kv(&mut out, "Size of each pod's /dev/shm tmpfs, in bytes.", "shm_size", self.shm_size.to_string());
+        kv(
+            &mut out,
+            "Directories searched for CNI plugin binaries.",
+            "cni_plugin_dirs",
+            format!("[{}]", dirs.join(", ")),
+        );
+        kv(
+            &mut out,
+            "Registries configuration (mirrors), containers-registries.conf(5).",
+            "registries_conf",
+            p(&self.registries_conf),
+        );
+        kv(
+            &mut out,
+            "Address of the streaming server (exec, attach, port-forward).",
+            "stream_address",
+            q(&self.stream_address),
+        );
+        kv(
+            &mut out,
+            "Port of the streaming server; 0 picks a free port.",
+            "stream_port",
+            self.stream_port.to_string(),
+        );
+        kv(
+            &mut out,
+            "Pause image recorded for pods that need an infra container (shared PID namespace).",
+            "pause_image",
+            q(&self.pause_image),
+        );
+        kv(
+            &mut out,
+            "Default cgroup parent of pods (cgroupfs).",
+            "cgroup_parent",
+            q(&self.cgroup_parent),
+        );
+        kv(
+            &mut out,
+            "Size of each pod's /dev/shm tmpfs, in bytes.",
+            "shm_size",
+            self.shm_size.to_string(),
+        );
         out.push_str("# OCI runtime handlers: [runtimes.<handler>] path = binary, root = state dir (optional).\n");
         for (name, h) in &self.runtimes {
             out.push_str(&format!("[runtimes.{name}]\npath = {}\n", p(&h.path)));
@@ -300,7 +383,9 @@ impl Config {
 /// Looks `name` up in PATH.
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
@@ -322,9 +407,16 @@ mod tests {
         )
         .expect("parse");
         assert_eq!(c.root, PathBuf::from("/tmp/r"));
-        assert_eq!(c.runtimes["runc"].root.as_deref(), Some(Path::new("/tmp/runc")));
+        assert_eq!(
+            c.runtimes["runc"].root.as_deref(),
+            Some(Path::new("/tmp/runc"))
+        );
         assert!(c.runtimes.contains_key("crun"));
-        c.apply(Overrides { root: Some("/tmp/flag".into()), cni_plugin_dirs: vec!["/a".into()], ..Default::default() });
+        c.apply(Overrides {
+            root: Some("/tmp/flag".into()),
+            cni_plugin_dirs: vec!["/a".into()],
+            ..Default::default()
+        });
         assert_eq!(c.root, PathBuf::from("/tmp/flag"));
         assert_eq!(c.stream_port, 1234);
         assert_eq!(c.cni_plugin_dirs, vec![PathBuf::from("/a")]);
@@ -338,7 +430,13 @@ mod tests {
     #[test]
     fn validate_names_missing_runtime() {
         let mut c = Config::default();
-        c.runtimes.insert("runc".into(), RuntimeHandlerConfig { path: "/nonexistent/runc".into(), root: None });
+        c.runtimes.insert(
+            "runc".into(),
+            RuntimeHandlerConfig {
+                path: "/nonexistent/runc".into(),
+                root: None,
+            },
+        );
         let e = c.validate().expect_err("missing runtime");
         assert!(e.to_string().contains("/nonexistent/runc"), "{e}");
     }

@@ -37,7 +37,12 @@ async fn claim_socket(path: &Path) -> Result<()> {
 /// Prepares everything and returns the shared context (used by `serve` and by tests).
 pub async fn prepare(cfg: Config) -> Result<Arc<Crius>> {
     cfg.validate()?;
-    for d in [&cfg.root, &cfg.runroot, &cfg.bundles_dir(), &cfg.pods_run_dir()] {
+    for d in [
+        &cfg.root,
+        &cfg.runroot,
+        &cfg.bundles_dir(),
+        &cfg.pods_run_dir(),
+    ] {
         std::fs::create_dir_all(d).ctx(format!("create {}", d.display()))?;
     }
     let backends = crate::adapters::build(&cfg).await?;
@@ -95,7 +100,10 @@ pub async fn serve(cfg: Config) -> Result<()> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };

@@ -109,8 +109,17 @@ mod tests {
         let s: Status = Error::InvalidArgument("m".into()).context("create").into();
         assert_eq!(s.code(), Code::InvalidArgument);
         assert_eq!(s.message(), "create: m");
-        assert_eq!(Error::DeadlineExceeded(String::new()).code(), Code::DeadlineExceeded);
-        assert_eq!(Error::AlreadyExists(String::new()).code(), Code::AlreadyExists);
-        assert_eq!(Error::FailedPrecondition(String::new()).code(), Code::FailedPrecondition);
+        assert_eq!(
+            Error::DeadlineExceeded(String::new()).code(),
+            Code::DeadlineExceeded
+        );
+        assert_eq!(
+            Error::AlreadyExists(String::new()).code(),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            Error::FailedPrecondition(String::new()).code(),
+            Code::FailedPrecondition
+        );
     }
 }

@@ -104,19 +104,31 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Cmd::Config { default }) => {
-            let cfg = if default { Config::default() } else { load(&cli)? };
+            let cfg = if default {
+                Config::default()
+            } else {
+                load(&cli)?
+            };
             print!("{}", cfg.to_commented_toml());
             Ok(())
         }
         None | Some(Cmd::Serve) => {
             let cfg = load(&cli)?;
-            let filter = std::env::var("RUST_LOG").ok().filter(|_| cli.log_level.is_none()).unwrap_or(cfg.log_level.clone());
+            let filter = std::env::var("RUST_LOG")
+                .ok()
+                .filter(|_| cli.log_level.is_none())
+                .unwrap_or(cfg.log_level.clone());
             tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_new(&filter)
+                        .unwrap_or_else(|_| "info".into()),
+                )
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(crius::daemon::serve(cfg))?;
             Ok(())
         }

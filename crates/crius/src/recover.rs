@@ -52,13 +52,16 @@ impl Crius {
                 Stage::Created => self.reconcile_container(rec).await,
             }
         }
-        self.state.store.all::<(String, String)>(Kind::Name).map(|names| {
-            for (_, (name, id)) in names {
-                if self.state.pod(&id).is_err() && self.state.container(&id).is_err() {
-                    self.state.release_name(&name);
+        self.state
+            .store
+            .all::<(String, String)>(Kind::Name)
+            .map(|names| {
+                for (_, (name, id)) in names {
+                    if self.state.pod(&id).is_err() && self.state.container(&id).is_err() {
+                        self.state.release_name(&name);
+                    }
                 }
-            }
-        })?;
+            })?;
         tracing::info!(
             pods = self.state.pods().len(),
             containers = self.state.containers().len(),
@@ -68,14 +71,20 @@ impl Crius {
     }
 
     async fn pod_alive(&self, rec: &PodRecord) -> bool {
-        let ns_ok = [&rec.namespaces.net, &rec.namespaces.ipc, &rec.namespaces.uts]
-            .into_iter()
-            .flatten()
-            .all(|p| p.exists());
+        let ns_ok = [
+            &rec.namespaces.net,
+            &rec.namespaces.ipc,
+            &rec.namespaces.uts,
+        ]
+        .into_iter()
+        .flatten()
+        .all(|p| p.exists());
         let infra_ok = match &rec.infra_id {
             None => true,
             Some(infra) => match self.runtime(&rec.runtime_handler) {
-                Ok(rt) => matches!(rt.state(infra).await, Ok(Some(st)) if st.status == RtStatus::Running),
+                Ok(rt) => {
+                    matches!(rt.state(infra).await, Ok(Some(st)) if st.status == RtStatus::Running)
+                }
                 Err(_) => false,
             },
         };
@@ -85,7 +94,9 @@ impl Crius {
     async fn cleanup_container(&self, rec: &ContainerRecord) {
         tracing::info!(container = %rec.id, stage = ?rec.stage, "cleaning up interrupted container");
         if let Ok(rt) = self.runtime(&rec.runtime_handler) {
-            let _ = rt.stop(&rec.id, std::time::Duration::ZERO, libc::SIGKILL).await;
+            let _ = rt
+                .stop(&rec.id, std::time::Duration::ZERO, libc::SIGKILL)
+                .await;
         }
         if let Err(e) = self.finish_container_removal(rec).await {
             tracing::warn!(container = %rec.id, error = %e, "cleanup of interrupted container");
@@ -107,7 +118,11 @@ impl Crius {
             let exit = rt.exit_info(&rec.id).await.ok().flatten();
             let st = rt.state(&rec.id).await.ok().flatten();
             match (exit, st) {
-                (Some(info), _) if rec.state == ContainerState::Running || info.code != 0 || rec.started_at != 0 => {
+                (Some(info), _)
+                    if rec.state == ContainerState::Running
+                        || info.code != 0
+                        || rec.started_at != 0 =>
+                {
                     rec.state = ContainerState::Exited;
                     rec.exit_code = info.code;
                     rec.finished_at = info.finished_at;
@@ -122,7 +137,10 @@ impl Crius {
                 (_, Some(st)) if st.status == RtStatus::Created => {}
                 (None, _) if rec.state == ContainerState::Running => {
                     // Ended just now: the monitor may still be writing its record.
-                    match rt.wait_exit(&rec.id, std::time::Duration::from_secs(5)).await {
+                    match rt
+                        .wait_exit(&rec.id, std::time::Duration::from_secs(5))
+                        .await
+                    {
                         Ok(info) => {
                             rec.state = ContainerState::Exited;
                             rec.exit_code = info.code;

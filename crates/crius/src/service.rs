@@ -31,12 +31,23 @@ impl Crius {
     /// A context over an opened state and the collaborators.
     pub fn new(cfg: Config, state: State, be: Backends) -> Crius {
         let pause_binary = cfg.pause_binary();
-        Crius { cfg, state, be, events: Events::new(), pause_binary, streaming: std::sync::OnceLock::new() }
+        Crius {
+            cfg,
+            state,
+            be,
+            events: Events::new(),
+            pause_binary,
+            streaming: std::sync::OnceLock::new(),
+        }
     }
 
     /// The runtime of a handler ("" = the default one).
     pub fn runtime(&self, handler: &str) -> Result<Arc<dyn ContainerRuntime>> {
-        let name = if handler.is_empty() { self.cfg.default_runtime.as_str() } else { handler };
+        let name = if handler.is_empty() {
+            self.cfg.default_runtime.as_str()
+        } else {
+            handler
+        };
         self.be
             .runtimes
             .get(name)

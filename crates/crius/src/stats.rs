@@ -88,7 +88,11 @@ pub fn memory_usage(rel: &str) -> Option<cri::MemoryUsage> {
 
 /// The cgroup of a container relative to the hierarchy roots.
 pub fn container_cgroup(c: &Crius, rec: &ContainerRecord) -> String {
-    let parent = c.state.pod(&rec.pod_id).map(|p| p.get().cgroup_parent).unwrap_or_default();
+    let parent = c
+        .state
+        .pod(&rec.pod_id)
+        .map(|p| p.get().cgroup_parent)
+        .unwrap_or_default();
     c.be.spec.cgroups_path(&parent, &rec.id)
 }
 
@@ -97,7 +101,13 @@ impl Crius {
     pub async fn container_stats_of(&self, rec: &ContainerRecord) -> cri::ContainerStats {
         let running = rec.state == ContainerState::Running;
         let cg = container_cgroup(self, rec);
-        let layer = self.be.images.writable_layer_usage(&rec.id).await.ok().flatten();
+        let layer = self
+            .be
+            .images
+            .writable_layer_usage(&rec.id)
+            .await
+            .ok()
+            .flatten();
         let ts = now_ns();
         cri::ContainerStats {
             attributes: Some(cri::ContainerAttributes {
@@ -110,7 +120,9 @@ impl Crius {
             memory: if running { memory_usage(&cg) } else { None },
             writable_layer: layer.map(|(bytes, inodes)| cri::FilesystemUsage {
                 timestamp: ts,
-                fs_id: Some(cri::FilesystemIdentifier { mountpoint: self.cfg.image_root().to_string_lossy().into_owned() }),
+                fs_id: Some(cri::FilesystemIdentifier {
+                    mountpoint: self.cfg.image_root().to_string_lossy().into_owned(),
+                }),
                 used_bytes: Some(cri::UInt64Value { value: bytes }),
                 inodes_used: Some(cri::UInt64Value { value: inodes }),
             }),
@@ -127,10 +139,24 @@ impl Crius {
         let ts = now_ns();
         let sum = |f: &dyn Fn(&cri::ContainerStats) -> Option<u64>| -> Option<cri::UInt64Value> {
             let vals: Vec<u64> = containers.iter().filter_map(f).collect();
-            (!vals.is_empty()).then(|| cri::UInt64Value { value: vals.iter().sum() })
+            (!vals.is_empty()).then(|| cri::UInt64Value {
+                value: vals.iter().sum(),
+            })
         };
-        let cpu = sum(&|s| s.cpu.as_ref()?.usage_core_nano_seconds.as_ref().map(|v| v.value));
-        let ws = sum(&|s| s.memory.as_ref()?.working_set_bytes.as_ref().map(|v| v.value));
+        let cpu = sum(&|s| {
+            s.cpu
+                .as_ref()?
+                .usage_core_nano_seconds
+                .as_ref()
+                .map(|v| v.value)
+        });
+        let ws = sum(&|s| {
+            s.memory
+                .as_ref()?
+                .working_set_bytes
+                .as_ref()
+                .map(|v| v.value)
+        });
         let usage = sum(&|s| s.memory.as_ref()?.usage_bytes.as_ref().map(|v| v.value));
         cri::PodSandboxStats {
             attributes: Some(cri::PodSandboxAttributes {
@@ -140,8 +166,17 @@ impl Crius {
                 annotations: pod.config.annotations.clone(),
             }),
             linux: Some(cri::LinuxPodSandboxStats {
-                cpu: Some(cri::CpuUsage { timestamp: ts, usage_core_nano_seconds: cpu, usage_nano_cores: None }),
-                memory: Some(cri::MemoryUsage { timestamp: ts, working_set_bytes: ws, usage_bytes: usage, ..Default::default() }),
+                cpu: Some(cri::CpuUsage {
+                    timestamp: ts,
+                    usage_core_nano_seconds: cpu,
+                    usage_nano_cores: None,
+                }),
+                memory: Some(cri::MemoryUsage {
+                    timestamp: ts,
+                    working_set_bytes: ws,
+                    usage_bytes: usage,
+                    ..Default::default()
+                }),
                 network: None,
                 process: None,
                 containers,

@@ -17,7 +17,9 @@ pub fn map_err(e: ImageError) -> Error {
     let m = e.to_string();
     match e {
         ImageError::NotFound { .. } => Error::NotFound(m),
-        ImageError::InvalidReference { .. } | ImageError::InvalidArgument(_) => Error::InvalidArgument(m),
+        ImageError::InvalidReference { .. } | ImageError::InvalidArgument(_) => {
+            Error::InvalidArgument(m)
+        }
         ImageError::Unavailable { .. } => Error::Unavailable(m),
         ImageError::InUse { .. } => Error::FailedPrecondition(m),
         _ => Error::Internal(m),
@@ -84,15 +86,24 @@ impl ImageStore for Images {
         let svc = self.svc.clone();
         let reference = reference.to_string();
         let handle = tokio::runtime::Handle::current();
-        let i = tokio::task::spawn_blocking(move || handle.block_on(async move { svc.pull(&reference, auth.as_ref()).await }))
-            .await
-            .map_err(|e| Error::internal("pull task", e))?
-            .map_err(map_err)?;
+        let i = tokio::task::spawn_blocking(move || {
+            handle.block_on(async move { svc.pull(&reference, auth.as_ref()).await })
+        })
+        .await
+        .map_err(|e| Error::internal("pull task", e))?
+        .map_err(map_err)?;
         Ok(i.id)
     }
 
     async fn list(&self) -> Result<Vec<ImageInfo>> {
-        Ok(self.svc.list(None).await.map_err(map_err)?.into_iter().map(info).collect())
+        Ok(self
+            .svc
+            .list(None)
+            .await
+            .map_err(map_err)?
+            .into_iter()
+            .map(info)
+            .collect())
     }
 
     async fn status(&self, reference: &str) -> Result<Option<ImageInfo>> {
@@ -112,7 +123,11 @@ impl ImageStore for Images {
 
     async fn fs_info(&self) -> Result<FsUsage> {
         let u = self.svc.fs_info().await.map_err(map_err)?;
-        Ok(FsUsage { mountpoint: u.mountpoint.to_string_lossy().into_owned(), used_bytes: u.used_bytes, inodes_used: u.inodes_used })
+        Ok(FsUsage {
+            mountpoint: u.mountpoint.to_string_lossy().into_owned(),
+            used_bytes: u.used_bytes,
+            inodes_used: u.inodes_used,
+        })
     }
 
     async fn config(&self, image_id: &str) -> Result<oci_spec::image::ImageConfiguration> {
@@ -120,7 +135,10 @@ impl ImageStore for Images {
     }
 
     async fn mount_rootfs(&self, image_id: &str, container_id: &str) -> Result<PathBuf> {
-        self.svc.mount_rootfs(image_id, container_id).await.map_err(map_err)
+        self.svc
+            .mount_rootfs(image_id, container_id)
+            .await
+            .map_err(map_err)
     }
 
     async fn unmount_rootfs(&self, container_id: &str) -> Result<()> {
@@ -128,7 +146,12 @@ impl ImageStore for Images {
     }
 
     async fn writable_layer_usage(&self, container_id: &str) -> Result<Option<(u64, u64)>> {
-        let upper = self.svc.root().join("containers").join(container_id).join("upper");
+        let upper = self
+            .svc
+            .root()
+            .join("containers")
+            .join(container_id)
+            .join("upper");
         if !upper.is_dir() {
             return Ok(None);
         }

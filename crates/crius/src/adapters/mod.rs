@@ -19,7 +19,10 @@ pub async fn build(cfg: &Config) -> Result<Backends> {
     let monitor = cfg.monitor_path()?;
     let mut runtimes: BTreeMap<String, Arc<dyn ContainerRuntime>> = BTreeMap::new();
     for (name, h) in &cfg.runtimes {
-        let root = h.root.clone().unwrap_or_else(|| cfg.runroot.join("runtimes").join(name));
+        let root = h
+            .root
+            .clone()
+            .unwrap_or_else(|| cfg.runroot.join("runtimes").join(name));
         match oci::OciRuntime::new(name, h.path.clone(), root, monitor.clone(), &cfg.runroot) {
             Ok(rt) => {
                 runtimes.insert(name.clone(), Arc::new(rt));

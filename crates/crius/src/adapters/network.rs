@@ -22,11 +22,20 @@ fn map_err(what: &str, e: crius_network::Error) -> Error {
 
 impl CniNetwork {
     /// Namespace pins under `ns_root`, CNI configs from `conf_dir`, plugins from `plugin_dirs`.
-    pub fn new(ns_root: PathBuf, conf_dir: PathBuf, plugin_dirs: Vec<PathBuf>, cache_dir: PathBuf) -> CniNetwork {
+    pub fn new(
+        ns_root: PathBuf,
+        conf_dir: PathBuf,
+        plugin_dirs: Vec<PathBuf>,
+        cache_dir: PathBuf,
+    ) -> CniNetwork {
         let mut opts = CniOptions::new(cache_dir);
         opts.conf_dir = conf_dir;
         opts.plugin_dirs = plugin_dirs;
-        CniNetwork { dirs: NamespaceDirs::under(ns_root), cni: Cni::new(opts), pod_cidr: Default::default() }
+        CniNetwork {
+            dirs: NamespaceDirs::under(ns_root),
+            cni: Cni::new(opts),
+            pod_cidr: Default::default(),
+        }
     }
 }
 
@@ -46,13 +55,26 @@ fn port(p: &cri::PortMapping) -> Option<crius_network::PortMapping> {
 
 #[tonic::async_trait]
 impl Network for CniNetwork {
-    async fn create_namespaces(&self, pod_id: &str, hostname: &str, want: NsWanted) -> Result<PodNamespaces> {
-        let set = NamespaceSet { net: want.net, ipc: want.ipc, uts: want.uts };
+    async fn create_namespaces(
+        &self,
+        pod_id: &str,
+        hostname: &str,
+        want: NsWanted,
+    ) -> Result<PodNamespaces> {
+        let set = NamespaceSet {
+            net: want.net,
+            ipc: want.ipc,
+            uts: want.uts,
+        };
         let host = (want.uts && !hostname.is_empty()).then_some(hostname);
         let ns = namespace::create(&self.dirs, pod_id, set, host)
             .await
             .map_err(|e| map_err(&format!("pod {pod_id}: create namespaces"), e))?;
-        Ok(PodNamespaces { net: ns.net, ipc: ns.ipc, uts: ns.uts })
+        Ok(PodNamespaces {
+            net: ns.net,
+            ipc: ns.ipc,
+            uts: ns.uts,
+        })
     }
 
     async fn remove_namespaces(&self, pod_id: &str) -> Result<()> {
@@ -75,16 +97,26 @@ impl Network for CniNetwork {
                 options: d.options.clone(),
             }),
         };
-        let st = self.cni.setup(&p).await.map_err(|e| map_err(&format!("pod {}: CNI ADD", pod.id), e))?;
+        let st = self
+            .cni
+            .setup(&p)
+            .await
+            .map_err(|e| map_err(&format!("pod {}: CNI ADD", pod.id), e))?;
         Ok(st.ips.iter().map(|ip| ip.to_string()).collect())
     }
 
     async fn teardown(&self, pod: &PodNetwork) -> Result<()> {
-        self.cni.teardown(&pod.id).await.map_err(|e| map_err(&format!("pod {}: CNI DEL", pod.id), e))
+        self.cni
+            .teardown(&pod.id)
+            .await
+            .map_err(|e| map_err(&format!("pod {}: CNI DEL", pod.id), e))
     }
 
     async fn status(&self) -> std::result::Result<(), (String, String)> {
-        self.cni.status().await.map_err(|e| ("NetworkPluginNotReady".to_string(), e.to_string()))
+        self.cni
+            .status()
+            .await
+            .map_err(|e| ("NetworkPluginNotReady".to_string(), e.to_string()))
     }
 
     async fn set_pod_cidr(&self, cidr: &str) -> Result<()> {

@@ -33,18 +33,33 @@ pub fn map_err(e: OciError) -> Error {
 fn exit_info(r: crius_oci::ExitRecord) -> ExitInfo {
     ExitInfo {
         code: r.exit_code,
-        finished_at: r.finished_at.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0),
+        finished_at: r
+            .finished_at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0),
         oom: r.oom_killed,
     }
 }
 
 impl OciRuntime {
     /// A handler `name` with binary `path` and state root `root`, under monitor `monitor`.
-    pub fn new(name: &str, path: PathBuf, root: PathBuf, monitor: PathBuf, runroot: &std::path::Path) -> Result<OciRuntime> {
+    pub fn new(
+        name: &str,
+        path: PathBuf,
+        root: PathBuf,
+        monitor: PathBuf,
+        runroot: &std::path::Path,
+    ) -> Result<OciRuntime> {
         let handler = crius_oci::RuntimeHandler::new(name, path, root);
-        let mon = crius_oci::MonitorConfig::new(monitor, runroot.join("exits"), runroot.join("sockets"));
+        let mon =
+            crius_oci::MonitorConfig::new(monitor, runroot.join("exits"), runroot.join("sockets"));
         let rt = Runtime::new(handler, mon).map_err(|e| Error::Unavailable(e.to_string()))?;
-        Ok(OciRuntime { rt, persist_root: runroot.join("persist"), null_log: PathBuf::from("/dev/null") })
+        Ok(OciRuntime {
+            rt,
+            persist_root: runroot.join("persist"),
+            null_log: PathBuf::from("/dev/null"),
+        })
     }
 
     fn persist(&self, id: &str) -> PathBuf {
@@ -92,7 +107,10 @@ impl ContainerRuntime for OciRuntime {
                     crius_oci::ContainerState::Paused => RtStatus::Paused,
                     crius_oci::ContainerState::Stopped => RtStatus::Stopped,
                 };
-                Ok(Some(RtState { status, pid: s.pid.max(0) as u32 }))
+                Ok(Some(RtState {
+                    status,
+                    pid: s.pid.max(0) as u32,
+                }))
             }
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(map_err(e)),
@@ -100,16 +118,33 @@ impl ContainerRuntime for OciRuntime {
     }
 
     async fn exit_info(&self, id: &str) -> Result<Option<ExitInfo>> {
-        Ok(self.rt.exit_record(id, Some(&self.persist(id))).map_err(map_err)?.map(exit_info))
+        Ok(self
+            .rt
+            .exit_record(id, Some(&self.persist(id)))
+            .map_err(map_err)?
+            .map(exit_info))
     }
 
     async fn wait_exit(&self, id: &str, timeout: Duration) -> Result<ExitInfo> {
-        self.rt.wait_exit(id, Some(&self.persist(id)), timeout).await.map(exit_info).map_err(map_err)
+        self.rt
+            .wait_exit(id, Some(&self.persist(id)), timeout)
+            .await
+            .map(exit_info)
+            .map_err(map_err)
     }
 
-    async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Option<Duration>) -> Result<ExecOutput> {
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Option<Duration>,
+    ) -> Result<ExecOutput> {
         let o = self.rt.exec_sync(id, cmd, timeout).await.map_err(map_err)?;
-        Ok(ExecOutput { stdout: o.stdout, stderr: o.stderr, exit_code: o.exit_code })
+        Ok(ExecOutput {
+            stdout: o.stdout,
+            stderr: o.stderr,
+            exit_code: o.exit_code,
+        })
     }
 
     async fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {

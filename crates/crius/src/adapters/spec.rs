@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crius_spec::{ContainerSpecInput, HostFeatures, ImageVolume, PodFiles, PodNamespaces, SpecError};
+use crius_spec::{
+    ContainerSpecInput, HostFeatures, ImageVolume, PodFiles, PodNamespaces, SpecError,
+};
 use k8s_cri::v1 as cri;
 
 use crate::backend::{GeneratedSpec, SpecGenerator, SpecInput};
@@ -27,9 +29,14 @@ fn map_err(e: SpecError) -> Error {
 impl CriusSpec {
     /// Reads the daemon's capabilities, oom_score_adj and the host's security modules.
     pub fn detect() -> Result<CriusSpec> {
-        let caps = crius_spec::daemon_capabilities().map_err(|e| Error::internal("read daemon capabilities", e))?;
+        let caps = crius_spec::daemon_capabilities()
+            .map_err(|e| Error::internal("read daemon capabilities", e))?;
         let oom_score_adj = crius_spec::own_oom_score_adj().unwrap_or(0);
-        Ok(CriusSpec { caps, oom_score_adj, host: HostFeatures::detect() })
+        Ok(CriusSpec {
+            caps,
+            oom_score_adj,
+            host: HostFeatures::detect(),
+        })
     }
 }
 
@@ -42,7 +49,11 @@ impl SpecGenerator for CriusSpec {
             hostname: Some(files.hostname()),
             hosts: Some(files.hosts()),
             resolv_conf: Some(files.resolv()),
-            shm: Some(if host_ipc { PathBuf::from("/dev/shm") } else { files.shm() }),
+            shm: Some(if host_ipc {
+                PathBuf::from("/dev/shm")
+            } else {
+                files.shm()
+            }),
         };
         let namespaces = PodNamespaces {
             network: pod.namespaces.net.clone(),
@@ -52,10 +63,18 @@ impl SpecGenerator for CriusSpec {
         };
         // Image VOLUMEs no CRI mount covers: an empty directory in the bundle each.
         let mut image_volumes = Vec::new();
-        for (i, v) in crius_spec::uncovered_image_volumes(input.config, input.image.config().as_ref()).into_iter().enumerate() {
+        for (i, v) in
+            crius_spec::uncovered_image_volumes(input.config, input.image.config().as_ref())
+                .into_iter()
+                .enumerate()
+        {
             let host_dir = input.bundle.join("volumes").join(i.to_string());
-            std::fs::create_dir_all(&host_dir).map_err(|e| Error::internal(format!("create {}", host_dir.display()), e))?;
-            image_volumes.push(ImageVolume { container_path: v, host_dir });
+            std::fs::create_dir_all(&host_dir)
+                .map_err(|e| Error::internal(format!("create {}", host_dir.display()), e))?;
+            image_volumes.push(ImageVolume {
+                container_path: v,
+                host_dir,
+            });
         }
         let out = crius_spec::container_spec(&ContainerSpecInput {
             container_id: input.id,
@@ -84,16 +103,27 @@ impl SpecGenerator for CriusSpec {
         })
     }
 
-    fn linux_resources(&self, res: &cri::LinuxContainerResources) -> Result<oci_spec::runtime::LinuxResources> {
+    fn linux_resources(
+        &self,
+        res: &cri::LinuxContainerResources,
+    ) -> Result<oci_spec::runtime::LinuxResources> {
         crius_spec::linux_resources(res).map_err(map_err)
     }
 
     fn validate_pod(&self, config: &cri::PodSandboxConfig) -> Result<()> {
-        let Some(linux) = &config.linux else { return Ok(()) };
-        let ns = linux.security_context.as_ref().and_then(|s| s.namespace_options.clone()).unwrap_or_default();
+        let Some(linux) = &config.linux else {
+            return Ok(());
+        };
+        let ns = linux
+            .security_context
+            .as_ref()
+            .and_then(|s| s.namespace_options.clone())
+            .unwrap_or_default();
         let own_net = ns.network != cri::NamespaceMode::Node as i32;
         let own_ipc = ns.ipc != cri::NamespaceMode::Node as i32;
-        crius_spec::pod_sysctls(&linux.sysctls, own_net, own_ipc).map(drop).map_err(map_err)
+        crius_spec::pod_sysctls(&linux.sysctls, own_net, own_ipc)
+            .map(drop)
+            .map_err(map_err)
     }
 
     fn cgroups_path(&self, parent: &str, id: &str) -> String {

@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
-use crius_streaming::{Backend, BackendError, PortForwardStream, ServerConfig, Streams, StreamingServer};
+use crius_streaming::{
+    Backend, BackendError, PortForwardStream, ServerConfig, StreamingServer, Streams,
+};
 use k8s_cri::v1 as cri;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -24,7 +26,9 @@ fn berr(e: impl std::fmt::Display) -> BackendError {
 
 impl CriBackend {
     fn crius(&self) -> std::result::Result<Arc<Crius>, BackendError> {
-        self.crius.upgrade().ok_or_else(|| berr("crius is shutting down"))
+        self.crius
+            .upgrade()
+            .ok_or_else(|| berr("crius is shutting down"))
     }
 }
 
@@ -39,23 +43,41 @@ where
 }
 
 impl Backend for CriBackend {
-    async fn exec(&self, container_id: String, cmd: Vec<String>, streams: Streams) -> std::result::Result<i32, BackendError> {
+    async fn exec(
+        &self,
+        container_id: String,
+        cmd: Vec<String>,
+        streams: Streams,
+    ) -> std::result::Result<i32, BackendError> {
         let c = self.crius()?;
         let rec = c.running(&container_id).await.map_err(berr)?;
         let rt = c.runtime(&rec.runtime_handler).map_err(berr)?;
-        let oci = rt.oci().ok_or_else(|| berr("runtime has no exec support"))?;
-        let spec: oci_spec::runtime::Spec = serde_json::from_slice(
-            &std::fs::read(rec.bundle.join("config.json")).map_err(berr)?,
-        )
-        .map_err(berr)?;
+        let oci = rt
+            .oci()
+            .ok_or_else(|| berr("runtime has no exec support"))?;
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_slice(&std::fs::read(rec.bundle.join("config.json")).map_err(berr)?)
+                .map_err(berr)?;
         let mut process = spec.process().clone().unwrap_or_default();
         process.set_args(Some(cmd));
         process.set_terminal(Some(streams.tty));
-        let mut sess = oci.exec(&rec.id, &process, streams.tty).await.map_err(berr)?;
-        let Streams { stdin, stdout, stderr, tty, mut resize } = streams;
+        let mut sess = oci
+            .exec(&rec.id, &process, streams.tty)
+            .await
+            .map_err(berr)?;
+        let Streams {
+            stdin,
+            stdout,
+            stderr,
+            tty,
+            mut resize,
+        } = streams;
         let mut copies = Vec::new();
         if tty {
-            let pty = sess.pty.take().ok_or_else(|| berr("exec with tty: no pty"))?;
+            let pty = sess
+                .pty
+                .take()
+                .ok_or_else(|| berr("exec with tty: no pty"))?;
             let (pty_r, pty_w) = tokio::io::split(pty);
             if let Some(input) = stdin {
                 copies.push(tokio::spawn(pump(input, pty_w)));
@@ -87,13 +109,26 @@ impl Backend for CriBackend {
         Ok(code)
     }
 
-    async fn attach(&self, container_id: String, streams: Streams) -> std::result::Result<(), BackendError> {
+    async fn attach(
+        &self,
+        container_id: String,
+        streams: Streams,
+    ) -> std::result::Result<(), BackendError> {
         let c = self.crius()?;
         let rec = c.running(&container_id).await.map_err(berr)?;
         let rt = c.runtime(&rec.runtime_handler).map_err(berr)?;
-        let oci = rt.oci().ok_or_else(|| berr("runtime has no attach support"))?.clone();
+        let oci = rt
+            .oci()
+            .ok_or_else(|| berr("runtime has no attach support"))?
+            .clone();
         let att = Arc::new(oci.attach(&rec.id).await.map_err(berr)?);
-        let Streams { stdin, mut stdout, mut stderr, tty, mut resize } = streams;
+        let Streams {
+            stdin,
+            mut stdout,
+            mut stderr,
+            tty,
+            mut resize,
+        } = streams;
         let want_output = stdout.is_some() || stderr.is_some();
         let input = stdin.map(|mut input| {
             let att = att.clone();
@@ -150,7 +185,12 @@ impl Backend for CriBackend {
         Ok(())
     }
 
-    async fn port_forward(&self, pod_sandbox_id: String, port: u16, mut stream: PortForwardStream) -> std::result::Result<(), BackendError> {
+    async fn port_forward(
+        &self,
+        pod_sandbox_id: String,
+        port: u16,
+        mut stream: PortForwardStream,
+    ) -> std::result::Result<(), BackendError> {
         let c = self.crius()?;
         let pod = c.state.pod(&pod_sandbox_id).map_err(berr)?.get();
         let connect = move || -> std::io::Result<std::net::TcpStream> {
@@ -158,7 +198,10 @@ impl Backend for CriBackend {
                 .or_else(|_| std::net::TcpStream::connect(("::1", port)))
         };
         let std_stream = match &pod.namespaces.net {
-            Some(ns) => crius_network::namespace::run_in_netns(ns, connect).await.map_err(berr)?.map_err(berr)?,
+            Some(ns) => crius_network::namespace::run_in_netns(ns, connect)
+                .await
+                .map_err(berr)?
+                .map_err(berr)?,
             None => connect().map_err(berr)?,
         };
         std_stream.set_nonblocking(true).map_err(berr)?;
@@ -209,7 +252,11 @@ impl StreamUrls for Urls {
         self.server
             .get_port_forward(crius_streaming::PortForwardRequest {
                 pod_sandbox_id: r.pod_sandbox_id.clone(),
-                ports: r.port.iter().filter_map(|p| u16::try_from(*p).ok()).collect(),
+                ports: r
+                    .port
+                    .iter()
+                    .filter_map(|p| u16::try_from(*p).ok())
+                    .collect(),
             })
             .map(|u| u.to_string())
             .map_err(url_err)
@@ -218,15 +265,21 @@ impl StreamUrls for Urls {
 
 /// Starts the streaming server on the configured address and registers it with the daemon.
 pub async fn start(c: &Arc<Crius>) -> Result<()> {
-    let ip: std::net::IpAddr = c
-        .cfg
-        .stream_address
-        .parse()
-        .map_err(|e| Error::InvalidArgument(format!("stream_address {:?}: {e}", c.cfg.stream_address)))?;
-    let config = ServerConfig { addr: SocketAddr::new(ip, c.cfg.stream_port), ..Default::default() };
-    let server = StreamingServer::start(config, CriBackend { crius: Arc::downgrade(c) })
-        .await
-        .map_err(|e| Error::Unavailable(format!("streaming server: {e}")))?;
+    let ip: std::net::IpAddr = c.cfg.stream_address.parse().map_err(|e| {
+        Error::InvalidArgument(format!("stream_address {:?}: {e}", c.cfg.stream_address))
+    })?;
+    let config = ServerConfig {
+        addr: SocketAddr::new(ip, c.cfg.stream_port),
+        ..Default::default()
+    };
+    let server = StreamingServer::start(
+        config,
+        CriBackend {
+            crius: Arc::downgrade(c),
+        },
+    )
+    .await
+    .map_err(|e| Error::Unavailable(format!("streaming server: {e}")))?;
     tracing::info!(addr = %server.local_addr(), "streaming server listening");
     let _ = c.streaming.set(Arc::new(Urls { server }));
     Ok(())

@@ -92,7 +92,12 @@ pub trait ContainerRuntime: Send + Sync {
     /// Waits (bounded) for the monitor's exit record after the process ended.
     async fn wait_exit(&self, id: &str, timeout: Duration) -> Result<ExitInfo>;
     /// Runs `cmd` in the container; `timeout` None means no limit; timeout → DeadlineExceeded.
-    async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Option<Duration>) -> Result<ExecOutput>;
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Option<Duration>,
+    ) -> Result<ExecOutput>;
     /// Updates the container's resources.
     async fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()>;
     /// Asks the monitor to reopen the log file.
@@ -125,7 +130,10 @@ pub struct ImageInfo {
 impl ImageInfo {
     /// The reference recorded as a container's `image_ref`: a repo digest, else the ID.
     pub fn image_ref(&self) -> String {
-        self.repo_digests.first().cloned().unwrap_or_else(|| self.id.clone())
+        self.repo_digests
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.id.clone())
     }
 }
 
@@ -223,7 +231,12 @@ pub struct PodNetwork {
 #[tonic::async_trait]
 pub trait Network: Send + Sync {
     /// Creates and pins the wanted namespaces of a pod, setting `hostname` in its UTS ns.
-    async fn create_namespaces(&self, pod_id: &str, hostname: &str, want: NsWanted) -> Result<PodNamespaces>;
+    async fn create_namespaces(
+        &self,
+        pod_id: &str,
+        hostname: &str,
+        want: NsWanted,
+    ) -> Result<PodNamespaces>;
     /// Unpins and removes a pod's namespaces; idempotent.
     async fn remove_namespaces(&self, pod_id: &str) -> Result<()>;
     /// CNI ADD; returns the pod's IPs (first is the primary).
@@ -277,7 +290,10 @@ pub trait SpecGenerator: Send + Sync {
     /// The complete spec of a container.
     fn container_spec(&self, input: &SpecInput<'_>) -> Result<GeneratedSpec>;
     /// The OCI resources of an UpdateContainerResources request.
-    fn linux_resources(&self, res: &cri::LinuxContainerResources) -> Result<oci_spec::runtime::LinuxResources>;
+    fn linux_resources(
+        &self,
+        res: &cri::LinuxContainerResources,
+    ) -> Result<oci_spec::runtime::LinuxResources>;
     /// Checks a pod's config before anything is made (sysctls vs. its namespaces).
     fn validate_pod(&self, config: &cri::PodSandboxConfig) -> Result<()>;
     /// The cgroup path (relative to the hierarchy roots) of a container under `parent`.

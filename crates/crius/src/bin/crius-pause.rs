@@ -16,7 +16,9 @@ fn main() {
             }
             match sig {
                 libc::SIGTERM | libc::SIGINT => std::process::exit(0),
-                libc::SIGCHLD => while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {},
+                libc::SIGCHLD => {
+                    while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {}
+                }
                 _ => {}
             }
         }

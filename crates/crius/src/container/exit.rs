@@ -44,7 +44,11 @@ pub async fn exit_after(rt: &dyn ContainerRuntime, id: &str) -> ExitInfo {
         Ok(info) => info,
         Err(e) => {
             tracing::warn!(container = id, error = %e, "no exit record from the monitor; recording exit code 255");
-            ExitInfo { code: 255, finished_at: now_ns(), oom: false }
+            ExitInfo {
+                code: 255,
+                finished_at: now_ns(),
+                oom: false,
+            }
         }
     }
 }
@@ -54,13 +58,21 @@ impl Crius {
     pub fn watch_exit(self: &Arc<Self>, id: String, pid: u32) {
         let c = self.clone();
         tokio::spawn(async move {
-            let Ok(entry) = c.state.container(&id) else { return };
-            let Ok(rt) = c.runtime(&entry.get().runtime_handler) else { return };
+            let Ok(entry) = c.state.container(&id) else {
+                return;
+            };
+            let Ok(rt) = c.runtime(&entry.get().runtime_handler) else {
+                return;
+            };
             let pid = if pid != 0 {
                 pid
             } else {
                 match rt.state(&id).await {
-                    Ok(Some(st)) if st.status == RtStatus::Running || st.status == RtStatus::Paused => st.pid,
+                    Ok(Some(st))
+                        if st.status == RtStatus::Running || st.status == RtStatus::Paused =>
+                    {
+                        st.pid
+                    }
                     _ => 0,
                 }
             };

@@ -18,18 +18,28 @@ use crate::state::{new_id, now_ns, ContainerRecord, ContainerState, Entry, Kind,
 use crate::undo::Undo;
 
 /// Checks a container config; the error names the missing field.
-pub fn validate_container_config(config: Option<&cri::ContainerConfig>) -> Result<(&cri::ContainerMetadata, &str)> {
+pub fn validate_container_config(
+    config: Option<&cri::ContainerConfig>,
+) -> Result<(&cri::ContainerMetadata, &str)> {
     let config = config.ok_or_else(|| Error::InvalidArgument("config is required".into()))?;
     let md = config
         .metadata
         .as_ref()
         .ok_or_else(|| Error::InvalidArgument("config.metadata is required".into()))?;
     if md.name.is_empty() {
-        return Err(Error::InvalidArgument("config.metadata.name is required".into()));
+        return Err(Error::InvalidArgument(
+            "config.metadata.name is required".into(),
+        ));
     }
-    let image = config.image.as_ref().map(|i| i.image.as_str()).unwrap_or("");
+    let image = config
+        .image
+        .as_ref()
+        .map(|i| i.image.as_str())
+        .unwrap_or("");
     if image.is_empty() {
-        return Err(Error::InvalidArgument("config.image.image is required".into()));
+        return Err(Error::InvalidArgument(
+            "config.image.image is required".into(),
+        ));
     }
     Ok((md, image))
 }
@@ -44,18 +54,28 @@ fn remove_dir(p: &std::path::Path) -> Result<()> {
 
 impl Crius {
     /// CreateContainer.
-    pub async fn create_container(self: &Arc<Self>, pod_id: &str, config: Option<cri::ContainerConfig>) -> Result<String> {
+    pub async fn create_container(
+        self: &Arc<Self>,
+        pod_id: &str,
+        config: Option<cri::ContainerConfig>,
+    ) -> Result<String> {
         let (md, image_name) = validate_container_config(config.as_ref())?;
         let (md, image_name) = (md.clone(), image_name.to_string());
         let config = config.unwrap_or_default();
         let pod_entry = self.state.pod(pod_id)?;
         let pod = pod_entry.get();
         if pod.state != PodState::Ready {
-            return Err(Error::FailedPrecondition(format!("pod sandbox {} is not ready", pod.id)));
+            return Err(Error::FailedPrecondition(format!(
+                "pod sandbox {} is not ready",
+                pod.id
+            )));
         }
         let pmd = pod.metadata();
         let id = new_id();
-        let name = format!("k8s_{}_{}_{}_{}_{}", md.name, pmd.name, pmd.namespace, pmd.uid, md.attempt);
+        let name = format!(
+            "k8s_{}_{}_{}_{}_{}",
+            md.name, pmd.name, pmd.namespace, pmd.uid, md.attempt
+        );
         self.state.reserve_name(&name, &id)?.commit();
         let mut undo = Undo::new();
         {
@@ -70,9 +90,20 @@ impl Crius {
         let _pod_op = pod_entry.op.lock().await;
         let res = async {
             if pod_entry.get().state != PodState::Ready || self.state.pod(&pod.id).is_err() {
-                return Err(Error::FailedPrecondition(format!("pod sandbox {} is not ready", pod.id)));
+                return Err(Error::FailedPrecondition(format!(
+                    "pod sandbox {} is not ready",
+                    pod.id
+                )));
             }
-            self.make_container(&mut undo, &pod_entry.get(), id.clone(), name, config, &image_name).await
+            self.make_container(
+                &mut undo,
+                &pod_entry.get(),
+                id.clone(),
+                name,
+                config,
+                &image_name,
+            )
+            .await
         }
         .await;
         match res {
@@ -109,7 +140,10 @@ impl Crius {
         let log_path = if pod.config.log_directory.is_empty() || config.log_path.is_empty() {
             String::new()
         } else {
-            PathBuf::from(&pod.config.log_directory).join(&config.log_path).to_string_lossy().into_owned()
+            PathBuf::from(&pod.config.log_directory)
+                .join(&config.log_path)
+                .to_string_lossy()
+                .into_owned()
         };
         let bundle = self.cfg.bundles_dir().join(&id);
         let mut rec = ContainerRecord {
@@ -142,13 +176,17 @@ impl Crius {
         {
             let c = self.clone();
             let id = id.clone();
-            undo.push("delete container record", async move { c.state.store.delete(Kind::Container, &id) });
+            undo.push("delete container record", async move {
+                c.state.store.delete(Kind::Container, &id)
+            });
         }
         // 2. Rootfs.
         {
             let c = self.clone();
             let id = id.clone();
-            undo.push("unmount rootfs", async move { c.be.images.unmount_rootfs(&id).await });
+            undo.push("unmount rootfs", async move {
+                c.be.images.unmount_rootfs(&id).await
+            });
         }
         rec.rootfs_mounted = true;
         self.save_container(&rec)?;
@@ -160,32 +198,45 @@ impl Crius {
         }
         std::fs::create_dir_all(&bundle).ctx(format!("create bundle {}", bundle.display()))?;
         let (pod_pid_ns, target_pid_ns) = match self.pid_ns(&rec.config, pod)? {
-            spec::PidNs::Join(p) if spec::pid_mode(&rec.config, pod) == cri::NamespaceMode::Target as i32 => (None, Some(p.into())),
+            spec::PidNs::Join(p)
+                if spec::pid_mode(&rec.config, pod) == cri::NamespaceMode::Target as i32 =>
+            {
+                (None, Some(p.into()))
+            }
             spec::PidNs::Join(p) => (Some(p.into()), None),
             _ => (None, None),
         };
         // Image volumes: a read-only view of another image, mounted from the image store.
         let mut spec_config = rec.config.clone();
         for (i, m) in spec_config.mounts.iter_mut().enumerate() {
-            let Some(img) = m.image.take().filter(|s| !s.image.is_empty()) else { continue };
+            let Some(img) = m.image.take().filter(|s| !s.image.is_empty()) else {
+                continue;
+            };
             if !m.readonly {
-                return Err(Error::InvalidArgument(format!("mounts[{i}]: an image volume must be read-only")));
+                return Err(Error::InvalidArgument(format!(
+                    "mounts[{i}]: an image volume must be read-only"
+                )));
             }
-            let info = self
-                .be
-                .images
-                .status(&img.image)
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("mounts[{i}]: image {:?} not found", img.image)))?;
+            let info = self.be.images.status(&img.image).await?.ok_or_else(|| {
+                Error::NotFound(format!("mounts[{i}]: image {:?} not found", img.image))
+            })?;
             let vol = format!("{id}-imgvol-{i}");
             {
                 let c = self.clone();
                 let vol = vol.clone();
-                undo.push("unmount image volume", async move { c.be.images.unmount_rootfs(&vol).await });
+                undo.push("unmount image volume", async move {
+                    c.be.images.unmount_rootfs(&vol).await
+                });
             }
             rec.image_volumes.push(vol.clone());
             self.save_container(&rec)?;
-            m.host_path = self.be.images.mount_rootfs(&info.id, &vol).await?.to_string_lossy().into_owned();
+            m.host_path = self
+                .be
+                .images
+                .mount_rootfs(&info.id, &vol)
+                .await?
+                .to_string_lossy()
+                .into_owned();
         }
         let gen = self.be.spec.container_spec(&SpecInput {
             id: &id,
@@ -233,7 +284,11 @@ impl Crius {
         Ok(rec)
     }
 
-    fn pid_ns(&self, config: &cri::ContainerConfig, pod: &crate::state::PodRecord) -> Result<spec::PidNs> {
+    fn pid_ns(
+        &self,
+        config: &cri::ContainerConfig,
+        pod: &crate::state::PodRecord,
+    ) -> Result<spec::PidNs> {
         let mode = spec::pid_mode(config, pod);
         Ok(if mode == cri::NamespaceMode::Node as i32 {
             spec::PidNs::Host
@@ -243,11 +298,14 @@ impl Crius {
                 None => spec::PidNs::Private,
             }
         } else if mode == cri::NamespaceMode::Target as i32 {
-            let target = spec::pid_target(config)
-                .ok_or_else(|| Error::InvalidArgument("namespace_options.target_id is required for TARGET".into()))?;
+            let target = spec::pid_target(config).ok_or_else(|| {
+                Error::InvalidArgument("namespace_options.target_id is required for TARGET".into())
+            })?;
             let t = self.state.container(&target)?.get();
             if t.state != ContainerState::Running || t.pid == 0 {
-                return Err(Error::FailedPrecondition(format!("target container {target} is not running")));
+                return Err(Error::FailedPrecondition(format!(
+                    "target container {target} is not running"
+                )));
             }
             spec::PidNs::Join(format!("/proc/{}/ns/pid", t.pid))
         } else {
@@ -261,7 +319,10 @@ impl Crius {
         let _op = entry.op.lock().await;
         let mut rec = entry.get();
         if rec.state != ContainerState::Created {
-            return Err(Error::FailedPrecondition(format!("container {} is not in created state", rec.id)));
+            return Err(Error::FailedPrecondition(format!(
+                "container {} is not in created state",
+                rec.id
+            )));
         }
         let rt = self.runtime(&rec.runtime_handler)?;
         if let Err(e) = rt.start(&rec.id).await {
@@ -282,7 +343,11 @@ impl Crius {
         }
         self.save_container(&rec)?;
         entry.set(rec.clone());
-        self.emit(&rec.id, &rec.pod_id, cri::ContainerEventType::ContainerStartedEvent);
+        self.emit(
+            &rec.id,
+            &rec.pod_id,
+            cri::ContainerEventType::ContainerStartedEvent,
+        );
         self.watch_exit(rec.id.clone(), rec.pid);
         Ok(())
     }
@@ -298,7 +363,11 @@ impl Crius {
     }
 
     /// Stops one container under its lock.
-    pub async fn stop_container_entry(self: &Arc<Self>, entry: &Arc<Entry<ContainerRecord>>, timeout: i64) -> Result<()> {
+    pub async fn stop_container_entry(
+        self: &Arc<Self>,
+        entry: &Arc<Entry<ContainerRecord>>,
+        timeout: i64,
+    ) -> Result<()> {
         let _op = entry.op.lock().await;
         let rec = entry.get();
         if !matches!(rec.state, ContainerState::Running | ContainerState::Created) {
@@ -309,10 +378,16 @@ impl Crius {
             ContainerState::Created => (Duration::ZERO, libc::SIGKILL),
             _ => (Duration::from_secs(timeout.max(0) as u64), rec.stop_signal),
         };
-        rt.stop(&rec.id, timeout, signal).await.map_err(|e| e.context(format!("stop container {}", rec.id)))?;
+        rt.stop(&rec.id, timeout, signal)
+            .await
+            .map_err(|e| e.context(format!("stop container {}", rec.id)))?;
         let info = match rt.exit_info(&rec.id).await? {
             Some(i) => i,
-            None => ExitInfo { code: 128 + libc::SIGKILL, finished_at: now_ns(), oom: false },
+            None => ExitInfo {
+                code: 128 + libc::SIGKILL,
+                finished_at: now_ns(),
+                oom: false,
+            },
         };
         self.mark_exited(entry, info);
         Ok(())
@@ -327,7 +402,11 @@ impl Crius {
                 }
                 r.state = ContainerState::Exited;
                 r.exit_code = info.code;
-                r.finished_at = if info.finished_at > 0 { info.finished_at } else { now_ns() };
+                r.finished_at = if info.finished_at > 0 {
+                    info.finished_at
+                } else {
+                    now_ns()
+                };
                 r.oom_killed = info.oom;
                 r.pid = 0;
                 true
@@ -337,7 +416,11 @@ impl Crius {
         match res {
             Ok(Some(r)) => {
                 tracing::info!(container = %r.id, code = r.exit_code, "container exited");
-                self.emit(&r.id, &r.pod_id, cri::ContainerEventType::ContainerStoppedEvent);
+                self.emit(
+                    &r.id,
+                    &r.pod_id,
+                    cri::ContainerEventType::ContainerStoppedEvent,
+                );
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "record container exit"),
@@ -355,7 +438,10 @@ impl Crius {
     }
 
     /// Removes one container (stop, runtime delete, rootfs, bundle, record, name).
-    pub async fn remove_container_entry(self: &Arc<Self>, entry: &Arc<Entry<ContainerRecord>>) -> Result<()> {
+    pub async fn remove_container_entry(
+        self: &Arc<Self>,
+        entry: &Arc<Entry<ContainerRecord>>,
+    ) -> Result<()> {
         self.stop_container_entry(entry, 0).await?;
         let _op = entry.op.lock().await;
         let mut rec = entry.get();
@@ -367,7 +453,11 @@ impl Crius {
         entry.set(rec.clone());
         self.finish_container_removal(&rec).await?;
         self.state.forget_container(&rec.id);
-        self.emit(&rec.id, &rec.pod_id, cri::ContainerEventType::ContainerDeletedEvent);
+        self.emit(
+            &rec.id,
+            &rec.pod_id,
+            cri::ContainerEventType::ContainerDeletedEvent,
+        );
         tracing::info!(container = %rec.id, "container removed");
         Ok(())
     }
@@ -387,7 +477,11 @@ impl Crius {
     }
 
     /// ContainerStatus (refreshes a running container's exit first).
-    pub async fn container_status(self: &Arc<Self>, id: &str, verbose: bool) -> Result<cri::ContainerStatusResponse> {
+    pub async fn container_status(
+        self: &Arc<Self>,
+        id: &str,
+        verbose: bool,
+    ) -> Result<cri::ContainerStatusResponse> {
         let entry = self.state.container(id)?;
         self.refresh(&entry).await;
         let rec = entry.get();
@@ -399,7 +493,10 @@ impl Crius {
         } else {
             Default::default()
         };
-        Ok(cri::ContainerStatusResponse { status: Some(status::container_status(&rec)), info })
+        Ok(cri::ContainerStatusResponse {
+            status: Some(status::container_status(&rec)),
+            info,
+        })
     }
 
     /// Checks the exit record of a running container.
@@ -436,13 +533,21 @@ impl Crius {
         self.refresh(&entry).await;
         let rec = entry.get();
         if rec.state != ContainerState::Running {
-            return Err(Error::FailedPrecondition(format!("container {} is not running", rec.id)));
+            return Err(Error::FailedPrecondition(format!(
+                "container {} is not running",
+                rec.id
+            )));
         }
         Ok(rec)
     }
 
     /// ExecSync (timeout in seconds, 0 = none).
-    pub async fn exec_sync(self: &Arc<Self>, id: &str, cmd: Vec<String>, timeout: i64) -> Result<cri::ExecSyncResponse> {
+    pub async fn exec_sync(
+        self: &Arc<Self>,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: i64,
+    ) -> Result<cri::ExecSyncResponse> {
         if cmd.is_empty() {
             return Err(Error::InvalidArgument("cmd is required".into()));
         }
@@ -450,20 +555,33 @@ impl Crius {
         let rt = self.runtime(&rec.runtime_handler)?;
         let t = (timeout > 0).then(|| Duration::from_secs(timeout as u64));
         let out = rt.exec_sync(&rec.id, &cmd, t).await?;
-        Ok(cri::ExecSyncResponse { stdout: out.stdout, stderr: out.stderr, exit_code: out.exit_code })
+        Ok(cri::ExecSyncResponse {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            exit_code: out.exit_code,
+        })
     }
 
     /// UpdateContainerResources.
-    pub async fn update_container_resources(self: &Arc<Self>, id: &str, res: Option<cri::LinuxContainerResources>) -> Result<()> {
+    pub async fn update_container_resources(
+        self: &Arc<Self>,
+        id: &str,
+        res: Option<cri::LinuxContainerResources>,
+    ) -> Result<()> {
         let entry = self.state.container(id)?;
         let _op = entry.op.lock().await;
         let mut rec = entry.get();
         let Some(res) = res else { return Ok(()) };
         if !matches!(rec.state, ContainerState::Created | ContainerState::Running) {
-            return Err(Error::FailedPrecondition(format!("container {} is not running", rec.id)));
+            return Err(Error::FailedPrecondition(format!(
+                "container {} is not running",
+                rec.id
+            )));
         }
         let oci = self.be.spec.linux_resources(&res)?;
-        self.runtime(&rec.runtime_handler)?.update(&rec.id, &oci).await?;
+        self.runtime(&rec.runtime_handler)?
+            .update(&rec.id, &oci)
+            .await?;
         rec.resources = Some(res);
         self.save_container(&rec)?;
         entry.set(rec);
@@ -473,6 +591,8 @@ impl Crius {
     /// ReopenContainerLog.
     pub async fn reopen_container_log(self: &Arc<Self>, id: &str) -> Result<()> {
         let rec = self.running(id).await?;
-        self.runtime(&rec.runtime_handler)?.reopen_log(&rec.id).await
+        self.runtime(&rec.runtime_handler)?
+            .reopen_log(&rec.id)
+            .await
     }
 }

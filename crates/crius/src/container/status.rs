@@ -37,13 +37,19 @@ pub fn container_status(rec: &ContainerRecord) -> cri::ContainerStatus {
             windows: None,
         }),
         image_id: rec.image_id.clone(),
-        user: rec.user.as_ref().map(|(uid, gid, gids)| cri::ContainerUser {
-            linux: Some(cri::LinuxContainerUser {
-                uid: i64::from(*uid),
-                gid: i64::from(*gid),
-                supplemental_groups: std::iter::once(*gid).chain(gids.iter().copied()).map(i64::from).collect(),
+        user: rec
+            .user
+            .as_ref()
+            .map(|(uid, gid, gids)| cri::ContainerUser {
+                linux: Some(cri::LinuxContainerUser {
+                    uid: i64::from(*uid),
+                    gid: i64::from(*gid),
+                    supplemental_groups: std::iter::once(*gid)
+                        .chain(gids.iter().copied())
+                        .map(i64::from)
+                        .collect(),
+                }),
             }),
-        }),
     }
 }
 
@@ -76,11 +82,16 @@ pub fn matches(rec: &ContainerRecord, f: &cri::ContainerFilter) -> bool {
             return false;
         }
     }
-    f.label_selector.iter().all(|(k, v)| rec.config.labels.get(k) == Some(v))
+    f.label_selector
+        .iter()
+        .all(|(k, v)| rec.config.labels.get(k) == Some(v))
 }
 
 /// The verbose info map of ContainerStatus: `info` = JSON with pid, bundle, runtime, config.
-pub fn verbose_info(rec: &ContainerRecord, spec: Option<serde_json::Value>) -> HashMap<String, String> {
+pub fn verbose_info(
+    rec: &ContainerRecord,
+    spec: Option<serde_json::Value>,
+) -> HashMap<String, String> {
     let info = serde_json::json!({
         "id": rec.id,
         "name": rec.name,

@@ -72,7 +72,12 @@ pub fn hosts_file(hostname: &str, ip: Option<&str>) -> String {
 }
 
 /// Writes hostname, resolv.conf and a provisional hosts file (rewritten with the IP later).
-pub fn write_base(files: &PodFiles, hostname: &str, dns: Option<&cri::DnsConfig>, host_network: bool) -> Result<()> {
+pub fn write_base(
+    files: &PodFiles,
+    hostname: &str,
+    dns: Option<&cri::DnsConfig>,
+    host_network: bool,
+) -> Result<()> {
     std::fs::create_dir_all(&files.dir).ctx(format!("create {}", files.dir.display()))?;
     std::fs::write(files.hostname(), format!("{hostname}\n")).ctx("write hostname")?;
     match resolv_conf(dns) {
@@ -129,7 +134,10 @@ pub fn remove_dir(files: &PodFiles) -> Result<()> {
     match std::fs::remove_dir_all(&files.dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::internal(format!("remove {}", files.dir.display()), e)),
+        Err(e) => Err(Error::internal(
+            format!("remove {}", files.dir.display()),
+            e,
+        )),
     }
 }
 

@@ -63,7 +63,9 @@ impl Crius {
     /// Creates and starts the infra container of `pod`; returns (ID, PID).
     pub async fn start_infra(&self, pod: &PodRecord) -> Result<(String, u32)> {
         let pause = self.pause_binary.clone().ok_or_else(|| {
-            Error::FailedPrecondition("pod shares its PID namespace but crius-pause was not found".into())
+            Error::FailedPrecondition(
+                "pod shares its PID namespace but crius-pause was not found".into(),
+            )
         })?;
         let id = crate::state::new_id();
         let bundle = self.cfg.bundles_dir().join(&id);
@@ -76,7 +78,10 @@ impl Crius {
             std::fs::create_dir_all(&p).ctx(format!("create {}", p.display()))?;
         }
         let spec = infra_spec(pod, &id, &pause);
-        crate::state::store::write_atomic(&bundle.join("config.json"), spec.to_string().as_bytes())?;
+        crate::state::store::write_atomic(
+            &bundle.join("config.json"),
+            spec.to_string().as_bytes(),
+        )?;
         let rt = self.runtime(&pod.runtime_handler)?;
         let opts = CreateOpts {
             id: id.clone(),
@@ -93,7 +98,10 @@ impl Crius {
                 Some(st) if st.status == crate::backend::RtStatus::Running => Ok(st.pid),
                 _ => {
                     let log = std::fs::read_to_string(bundle.join("infra.log")).unwrap_or_default();
-                    Err(Error::Internal(format!("infra process {pid} exited at start: {}", log.trim())))
+                    Err(Error::Internal(format!(
+                        "infra process {pid} exited at start: {}",
+                        log.trim()
+                    )))
                 }
             }
         }
@@ -111,7 +119,9 @@ impl Crius {
     /// Kills and deletes a pod's infra container and its bundle; idempotent.
     pub async fn remove_infra(&self, handler: &str, infra_id: &str) -> Result<()> {
         let rt = self.runtime(handler)?;
-        rt.stop(infra_id, std::time::Duration::ZERO, libc::SIGKILL).await.ok();
+        rt.stop(infra_id, std::time::Duration::ZERO, libc::SIGKILL)
+            .await
+            .ok();
         rt.delete(infra_id).await?;
         let bundle = self.cfg.bundles_dir().join(infra_id);
         match std::fs::remove_dir_all(&bundle) {

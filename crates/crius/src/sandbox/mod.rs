@@ -17,22 +17,32 @@ use crate::undo::Undo;
 use files::PodFiles;
 
 /// Checks a pod config's metadata; the error names the missing field.
-pub fn validate_pod_config(config: Option<&cri::PodSandboxConfig>) -> Result<&cri::PodSandboxMetadata> {
+pub fn validate_pod_config(
+    config: Option<&cri::PodSandboxConfig>,
+) -> Result<&cri::PodSandboxMetadata> {
     let config = config.ok_or_else(|| Error::InvalidArgument("config is required".into()))?;
     let md = config
         .metadata
         .as_ref()
         .ok_or_else(|| Error::InvalidArgument("config.metadata is required".into()))?;
-    for (field, v) in [("name", &md.name), ("namespace", &md.namespace), ("uid", &md.uid)] {
+    for (field, v) in [
+        ("name", &md.name),
+        ("namespace", &md.namespace),
+        ("uid", &md.uid),
+    ] {
         if v.is_empty() {
-            return Err(Error::InvalidArgument(format!("config.metadata.{field} is required")));
+            return Err(Error::InvalidArgument(format!(
+                "config.metadata.{field} is required"
+            )));
         }
     }
     Ok(md)
 }
 
 fn host_hostname() -> String {
-    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 impl PodRecord {
@@ -67,14 +77,25 @@ impl PodRecord {
 
 impl Crius {
     /// RunPodSandbox: everything is recorded before it is made and undone on failure.
-    pub async fn run_pod_sandbox(self: &Arc<Self>, config: Option<cri::PodSandboxConfig>, handler: String) -> Result<String> {
+    pub async fn run_pod_sandbox(
+        self: &Arc<Self>,
+        config: Option<cri::PodSandboxConfig>,
+        handler: String,
+    ) -> Result<String> {
         let md = validate_pod_config(config.as_ref())?.clone();
         let config = config.unwrap_or_default();
         self.runtime(&handler)?;
         self.be.spec.validate_pod(&config)?;
-        let handler = if handler.is_empty() { self.cfg.default_runtime.clone() } else { handler };
+        let handler = if handler.is_empty() {
+            self.cfg.default_runtime.clone()
+        } else {
+            handler
+        };
         let id = new_id();
-        let name = format!("k8s_POD_{}_{}_{}_{}", md.name, md.namespace, md.uid, md.attempt);
+        let name = format!(
+            "k8s_POD_{}_{}_{}_{}",
+            md.name, md.namespace, md.uid, md.attempt
+        );
         self.state.reserve_name(&name, &id)?.commit();
         let mut undo = Undo::new();
         {
@@ -85,7 +106,9 @@ impl Crius {
                 Ok(())
             });
         }
-        let res = self.make_pod(&mut undo, id.clone(), name, config, handler).await;
+        let res = self
+            .make_pod(&mut undo, id.clone(), name, config, handler)
+            .await;
         match res {
             Ok(rec) => {
                 undo.commit();
@@ -143,13 +166,18 @@ impl Crius {
         {
             let c = self.clone();
             let id = id.clone();
-            undo.push("delete pod record", async move { c.state.store.delete(Kind::Pod, &id) });
+            undo.push("delete pod record", async move {
+                c.state.store.delete(Kind::Pod, &id)
+            });
         }
         // 2. Pod files and /dev/shm.
         let files = rec.files();
         {
             let files = files.clone();
-            undo.push("remove pod run dir", async move { files::remove_dir(&files) });
+            undo.push(
+                "remove pod run dir",
+                async move { files::remove_dir(&files) },
+            );
         }
         let hostname = rec.hostname();
         files::write_base(&files, &hostname, rec.config.dns_config.as_ref(), host_net)?;
@@ -158,14 +186,24 @@ impl Crius {
             rec.shm_mounted = true;
         }
         // 3. Pinned namespaces.
-        let want = NsWanted { net: !host_net, ipc: !host_ipc, uts: !host_net };
+        let want = NsWanted {
+            net: !host_net,
+            ipc: !host_ipc,
+            uts: !host_net,
+        };
         if want != NsWanted::default() {
             {
                 let c = self.clone();
                 let id = id.clone();
-                undo.push("remove namespaces", async move { c.be.network.remove_namespaces(&id).await });
+                undo.push("remove namespaces", async move {
+                    c.be.network.remove_namespaces(&id).await
+                });
             }
-            rec.namespaces = self.be.network.create_namespaces(&id, &hostname, want).await?;
+            rec.namespaces = self
+                .be
+                .network
+                .create_namespaces(&id, &hostname, want)
+                .await?;
             self.save_pod(&rec)?;
         }
         // 4. CNI.
@@ -188,7 +226,9 @@ impl Crius {
                 let c = self.clone();
                 let handler = rec.runtime_handler.clone();
                 let infra_id = infra_id.clone();
-                undo.push("remove infra", async move { c.remove_infra(&handler, &infra_id).await });
+                undo.push("remove infra", async move {
+                    c.remove_infra(&handler, &infra_id).await
+                });
             }
             rec.infra_id = Some(infra_id);
             rec.infra_pid = Some(pid);
@@ -219,7 +259,8 @@ impl Crius {
         let was_ready = rec.state == PodState::Ready;
         if let Some(infra) = rec.infra_id.clone() {
             let rt = self.runtime(&rec.runtime_handler)?;
-            rt.stop(&infra, std::time::Duration::ZERO, libc::SIGKILL).await?;
+            rt.stop(&infra, std::time::Duration::ZERO, libc::SIGKILL)
+                .await?;
         }
         if rec.network_attached {
             if let Some(net) = rec.pod_network() {
@@ -241,7 +282,11 @@ impl Crius {
         self.save_pod(&rec)?;
         entry.set(rec.clone());
         if was_ready {
-            self.emit(&rec.id, &rec.id, cri::ContainerEventType::ContainerStoppedEvent);
+            self.emit(
+                &rec.id,
+                &rec.id,
+                cri::ContainerEventType::ContainerStoppedEvent,
+            );
             tracing::info!(pod = %rec.id, "pod sandbox stopped");
         }
         Ok(())
@@ -269,7 +314,11 @@ impl Crius {
         entry.set(rec.clone());
         self.finish_pod_removal(&rec).await?;
         self.state.forget_pod(&rec.id);
-        self.emit(&rec.id, &rec.id, cri::ContainerEventType::ContainerDeletedEvent);
+        self.emit(
+            &rec.id,
+            &rec.id,
+            cri::ContainerEventType::ContainerDeletedEvent,
+        );
         tracing::info!(pod = %rec.id, "pod sandbox removed");
         Ok(())
     }
@@ -293,7 +342,11 @@ impl Crius {
     }
 
     /// PodSandboxStatus.
-    pub fn pod_sandbox_status(&self, id: &str, verbose: bool) -> Result<cri::PodSandboxStatusResponse> {
+    pub fn pod_sandbox_status(
+        &self,
+        id: &str,
+        verbose: bool,
+    ) -> Result<cri::PodSandboxStatusResponse> {
         let rec = self.state.pod(id)?.get();
         let containers_statuses = self
             .state
@@ -303,7 +356,11 @@ impl Crius {
             .collect();
         Ok(cri::PodSandboxStatusResponse {
             status: Some(status::pod_status(&rec)),
-            info: if verbose { status::verbose_info(&rec) } else { Default::default() },
+            info: if verbose {
+                status::verbose_info(&rec)
+            } else {
+                Default::default()
+            },
             containers_statuses,
             timestamp: now_ns(),
         })

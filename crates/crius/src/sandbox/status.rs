@@ -19,7 +19,12 @@ pub fn pod_status(rec: &PodRecord) -> cri::PodSandboxStatus {
     } else {
         Some(cri::PodSandboxNetworkStatus {
             ip: rec.ips.first().cloned().unwrap_or_default(),
-            additional_ips: rec.ips.iter().skip(1).map(|ip| cri::PodIp { ip: ip.clone() }).collect(),
+            additional_ips: rec
+                .ips
+                .iter()
+                .skip(1)
+                .map(|ip| cri::PodIp { ip: ip.clone() })
+                .collect(),
         })
     };
     cri::PodSandboxStatus {
@@ -29,7 +34,9 @@ pub fn pod_status(rec: &PodRecord) -> cri::PodSandboxStatus {
         created_at: rec.created_at,
         network,
         linux: Some(cri::LinuxPodSandboxStatus {
-            namespaces: Some(cri::Namespace { options: Some(rec.ns_options()) }),
+            namespaces: Some(cri::Namespace {
+                options: Some(rec.ns_options()),
+            }),
         }),
         labels: rec.config.labels.clone(),
         annotations: rec.config.annotations.clone(),
@@ -60,7 +67,9 @@ pub fn matches(rec: &PodRecord, f: &cri::PodSandboxFilter) -> bool {
             return false;
         }
     }
-    f.label_selector.iter().all(|(k, v)| rec.config.labels.get(k) == Some(v))
+    f.label_selector
+        .iter()
+        .all(|(k, v)| rec.config.labels.get(k) == Some(v))
 }
 
 /// The verbose info map of PodSandboxStatus: `info` = JSON of the record.

@@ -4,6 +4,9 @@ use super::*;
 /// The URL of an attach session.
 pub async fn handle(c: Arc<Crius>, r: cri::AttachRequest) -> Result<cri::AttachResponse> {
     c.running(&r.container_id).await?;
-    let s = c.streaming.get().ok_or_else(|| Error::Unimplemented("streaming server not available".into()))?;
+    let s = c
+        .streaming
+        .get()
+        .ok_or_else(|| Error::Unimplemented("streaming server not available".into()))?;
     Ok(cri::AttachResponse { url: s.attach(&r)? })
 }

@@ -4,7 +4,13 @@ use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tokio_stream::StreamExt;
 
 /// The stream type.
-pub type EventStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = std::result::Result<cri::ContainerEventResponse, tonic::Status>> + Send>>;
+pub type EventStream = std::pin::Pin<
+    Box<
+        dyn tokio_stream::Stream<
+                Item = std::result::Result<cri::ContainerEventResponse, tonic::Status>,
+            > + Send,
+    >,
+>;
 
 /// Subscribes to the events sent from now on.
 pub fn handle(c: &Crius) -> EventStream {

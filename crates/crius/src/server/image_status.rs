@@ -17,5 +17,8 @@ pub async fn handle(c: Arc<Crius>, r: cri::ImageStatusRequest) -> Result<cri::Im
             extra.insert("info".to_string(), v.to_string());
         }
     }
-    Ok(cri::ImageStatusResponse { image: Some(super::list_images::cri_image(info)), info: extra })
+    Ok(cri::ImageStatusResponse {
+        image: Some(super::list_images::cri_image(info)),
+        info: extra,
+    })
 }

@@ -2,7 +2,10 @@
 use super::*;
 
 /// Stats of the containers matching the filter.
-pub async fn handle(c: Arc<Crius>, r: cri::ListContainerStatsRequest) -> Result<cri::ListContainerStatsResponse> {
+pub async fn handle(
+    c: Arc<Crius>,
+    r: cri::ListContainerStatsRequest,
+) -> Result<cri::ListContainerStatsResponse> {
     let f = r.filter.unwrap_or_default();
     let mut stats = Vec::new();
     for e in c.state.containers() {

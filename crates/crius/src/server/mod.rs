@@ -53,7 +53,11 @@ pub struct Runtime(pub Arc<Crius>);
 pub struct Images(pub Arc<Crius>);
 
 /// Runs a call's handler in its own task and converts the result.
-async fn run<T, F, Fut>(c: &Arc<Crius>, name: &'static str, f: F) -> std::result::Result<Response<T>, Status>
+async fn run<T, F, Fut>(
+    c: &Arc<Crius>,
+    name: &'static str,
+    f: F,
+) -> std::result::Result<Response<T>, Status>
 where
     T: Send + 'static,
     F: FnOnce(Arc<Crius>) -> Fut,

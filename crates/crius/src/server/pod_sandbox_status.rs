@@ -2,7 +2,10 @@
 use super::*;
 
 /// The status of a pod sandbox and its containers.
-pub async fn handle(c: Arc<Crius>, r: cri::PodSandboxStatusRequest) -> Result<cri::PodSandboxStatusResponse> {
+pub async fn handle(
+    c: Arc<Crius>,
+    r: cri::PodSandboxStatusRequest,
+) -> Result<cri::PodSandboxStatusResponse> {
     let entry = c.state.pod(&r.pod_sandbox_id)?;
     for ctr in c.state.pod_containers(&entry.get().id) {
         c.refresh(&ctr).await;

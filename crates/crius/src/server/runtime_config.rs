@@ -2,8 +2,13 @@
 use super::*;
 
 /// The cgroup driver: cgroupfs.
-pub async fn handle(_c: Arc<Crius>, _r: cri::RuntimeConfigRequest) -> Result<cri::RuntimeConfigResponse> {
+pub async fn handle(
+    _c: Arc<Crius>,
+    _r: cri::RuntimeConfigRequest,
+) -> Result<cri::RuntimeConfigResponse> {
     Ok(cri::RuntimeConfigResponse {
-        linux: Some(cri::LinuxRuntimeConfiguration { cgroup_driver: cri::CgroupDriver::Cgroupfs as i32 }),
+        linux: Some(cri::LinuxRuntimeConfiguration {
+            cgroup_driver: cri::CgroupDriver::Cgroupfs as i32,
+        }),
     })
 }

@@ -2,7 +2,10 @@
 use super::*;
 
 /// Starts a created container.
-pub async fn handle(c: Arc<Crius>, r: cri::StartContainerRequest) -> Result<cri::StartContainerResponse> {
+pub async fn handle(
+    c: Arc<Crius>,
+    r: cri::StartContainerRequest,
+) -> Result<cri::StartContainerResponse> {
     c.start_container(&r.container_id).await?;
     Ok(cri::StartContainerResponse {})
 }

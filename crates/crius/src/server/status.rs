@@ -4,12 +4,32 @@ use super::*;
 /// The runtime and network conditions (and verbose info).
 pub async fn handle(c: Arc<Crius>, r: cri::StatusRequest) -> Result<cri::StatusResponse> {
     let runtime_ready = match c.cfg.validate() {
-        Ok(()) => cri::RuntimeCondition { r#type: "RuntimeReady".into(), status: true, reason: String::new(), message: String::new() },
-        Err(e) => cri::RuntimeCondition { r#type: "RuntimeReady".into(), status: false, reason: "RuntimeUnavailable".into(), message: e.to_string() },
+        Ok(()) => cri::RuntimeCondition {
+            r#type: "RuntimeReady".into(),
+            status: true,
+            reason: String::new(),
+            message: String::new(),
+        },
+        Err(e) => cri::RuntimeCondition {
+            r#type: "RuntimeReady".into(),
+            status: false,
+            reason: "RuntimeUnavailable".into(),
+            message: e.to_string(),
+        },
     };
     let network_ready = match c.be.network.status().await {
-        Ok(()) => cri::RuntimeCondition { r#type: "NetworkReady".into(), status: true, reason: String::new(), message: String::new() },
-        Err((reason, message)) => cri::RuntimeCondition { r#type: "NetworkReady".into(), status: false, reason, message },
+        Ok(()) => cri::RuntimeCondition {
+            r#type: "NetworkReady".into(),
+            status: true,
+            reason: String::new(),
+            message: String::new(),
+        },
+        Err((reason, message)) => cri::RuntimeCondition {
+            r#type: "NetworkReady".into(),
+            status: false,
+            reason,
+            message,
+        },
     };
     let mut info = std::collections::HashMap::new();
     if r.verbose {
@@ -20,14 +40,26 @@ pub async fn handle(c: Arc<Crius>, r: cri::StatusRequest) -> Result<cri::StatusR
         });
         info.insert("config".to_string(), cfg.to_string());
     }
-    let runtime_handlers = c.cfg.runtimes.keys().map(|name| cri::RuntimeHandler {
-        name: name.clone(),
-        features: Some(cri::RuntimeHandlerFeatures { recursive_read_only_mounts: false, user_namespaces: false }),
-    }).collect();
+    let runtime_handlers = c
+        .cfg
+        .runtimes
+        .keys()
+        .map(|name| cri::RuntimeHandler {
+            name: name.clone(),
+            features: Some(cri::RuntimeHandlerFeatures {
+                recursive_read_only_mounts: false,
+                user_namespaces: false,
+            }),
+        })
+        .collect();
     Ok(cri::StatusResponse {
-        status: Some(cri::RuntimeStatus { conditions: vec![runtime_ready, network_ready] }),
+        status: Some(cri::RuntimeStatus {
+            conditions: vec![runtime_ready, network_ready],
+        }),
         info,
         runtime_handlers,
-        features: Some(cri::RuntimeFeatures { supplemental_groups_policy: false }),
+        features: Some(cri::RuntimeFeatures {
+            supplemental_groups_policy: false,
+        }),
     })
 }

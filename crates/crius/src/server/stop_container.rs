@@ -2,7 +2,10 @@
 use super::*;
 
 /// Stops a container (stop signal, timeout, then SIGKILL).
-pub async fn handle(c: Arc<Crius>, r: cri::StopContainerRequest) -> Result<cri::StopContainerResponse> {
+pub async fn handle(
+    c: Arc<Crius>,
+    r: cri::StopContainerRequest,
+) -> Result<cri::StopContainerResponse> {
     c.stop_container(&r.container_id, r.timeout).await?;
     Ok(cri::StopContainerResponse {})
 }

@@ -27,7 +27,10 @@ pub struct Entry<T> {
 impl<T: Clone> Entry<T> {
     /// Wraps a record.
     pub fn new(record: T) -> Arc<Self> {
-        Arc::new(Entry { record: RwLock::new(record), op: tokio::sync::Mutex::new(()) })
+        Arc::new(Entry {
+            record: RwLock::new(record),
+            op: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// A copy of the current record.
@@ -125,19 +128,28 @@ impl State {
             let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(owner) = names.get(name) {
                 if owner != id {
-                    return Err(Error::AlreadyExists(format!("name {name:?} is reserved for {owner}")));
+                    return Err(Error::AlreadyExists(format!(
+                        "name {name:?} is reserved for {owner}"
+                    )));
                 }
             }
             names.insert(name.to_string(), id.to_string());
         }
-        let guard = NameGuard { state: self, name: name.to_string(), committed: false };
+        let guard = NameGuard {
+            state: self,
+            name: name.to_string(),
+            committed: false,
+        };
         self.store.put(Kind::Name, name, &(name, id))?;
         Ok(guard)
     }
 
     /// Records a reservation found on disk at startup.
     pub fn restore_name(&self, name: &str, id: &str) {
-        self.names.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), id.to_string());
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), id.to_string());
     }
 
     /// Releases a name (on disk first, then in memory); idempotent.
@@ -145,7 +157,10 @@ impl State {
         if let Err(e) = self.store.delete(Kind::Name, name) {
             tracing::warn!(name, error = %e, "release name");
         }
-        self.names.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
     }
 
     /// Adds a pod to the index.
@@ -194,7 +209,11 @@ impl State {
 
     /// The containers of one pod.
     pub fn pod_containers(&self, pod_id: &str) -> Vec<Arc<Entry<ContainerRecord>>> {
-        read(&self.containers).values().filter(|c| c.get().pod_id == pod_id).cloned().collect()
+        read(&self.containers)
+            .values()
+            .filter(|c| c.get().pod_id == pod_id)
+            .cloned()
+            .collect()
     }
 }
 
@@ -208,7 +227,9 @@ fn lookup<T>(map: &HashMap<String, Arc<Entry<T>>>, id: &str, what: &str) -> Resu
     let mut found = map.iter().filter(|(k, _)| k.starts_with(id));
     match (found.next(), found.next()) {
         (Some((_, e)), None) => Ok(e.clone()),
-        (Some(_), Some(_)) => Err(Error::InvalidArgument(format!("{what} ID prefix {id:?} is ambiguous"))),
+        (Some(_), Some(_)) => Err(Error::InvalidArgument(format!(
+            "{what} ID prefix {id:?} is ambiguous"
+        ))),
         _ => Err(Error::NotFound(format!("{what} {id:?} not found"))),
     }
 }
@@ -244,7 +265,11 @@ mod tests {
         assert_eq!(on_disk.len(), 1);
         assert_eq!(on_disk[0].1, ("n".into(), "b".into()));
         s.release_name("n");
-        assert!(s.store.all::<(String, String)>(Kind::Name).expect("all").is_empty());
+        assert!(s
+            .store
+            .all::<(String, String)>(Kind::Name)
+            .expect("all")
+            .is_empty());
     }
 
     #[test]

@@ -43,7 +43,9 @@ impl Store {
             let d = dir.join(k.dir());
             fs::create_dir_all(&d).ctx(format!("create state dir {}", d.display()))?;
         }
-        Ok(Store { dir: dir.to_path_buf() })
+        Ok(Store {
+            dir: dir.to_path_buf(),
+        })
     }
 
     fn path(&self, kind: Kind, key: &str) -> PathBuf {
@@ -67,9 +69,14 @@ impl Store {
     pub fn get<T: DeserializeOwned>(&self, kind: Kind, key: &str) -> Result<Option<T>> {
         let p = self.path(kind, key);
         match fs::read(&p) {
-            Ok(d) => Ok(Some(serde_json::from_slice(&d).ctx(format!("decode {}", p.display()))?)),
+            Ok(d) => Ok(Some(
+                serde_json::from_slice(&d).ctx(format!("decode {}", p.display()))?,
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(crate::error::Error::internal(format!("read {}", p.display()), e)),
+            Err(e) => Err(crate::error::Error::internal(
+                format!("read {}", p.display()),
+                e,
+            )),
         }
     }
 
@@ -79,7 +86,10 @@ impl Store {
         match fs::remove_file(&p) {
             Ok(()) => sync_dir(p.parent().unwrap_or(&self.dir)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(crate::error::Error::internal(format!("remove {}", p.display()), e)),
+            Err(e) => Err(crate::error::Error::internal(
+                format!("remove {}", p.display()),
+                e,
+            )),
         }
     }
 
@@ -103,11 +113,14 @@ impl Store {
                     None => continue,
                 },
             };
-            match fs::read(ent.path()).map_err(|e| e.to_string()).and_then(|b| {
-                serde_json::from_slice::<T>(&b).map_err(|e| e.to_string())
-            }) {
+            match fs::read(ent.path())
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<T>(&b).map_err(|e| e.to_string()))
+            {
                 Ok(v) => out.push((key, v)),
-                Err(e) => tracing::warn!(file = %ent.path().display(), error = %e, "skipping bad state record"),
+                Err(e) => {
+                    tracing::warn!(file = %ent.path().display(), error = %e, "skipping bad state record")
+                }
             }
         }
         Ok(out)
@@ -117,7 +130,10 @@ impl Store {
 /// Writes `data` to `path` atomically and durably.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     let res = (|| -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
@@ -127,13 +143,18 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     })();
     if let Err(e) = res {
         let _ = fs::remove_file(&tmp);
-        return Err(crate::error::Error::internal(format!("write {}", path.display()), e));
+        return Err(crate::error::Error::internal(
+            format!("write {}", path.display()),
+            e,
+        ));
     }
     sync_dir(dir)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).ctx(format!("fsync {}", dir.display()))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(format!("fsync {}", dir.display()))
 }
 
 #[cfg(test)]
@@ -146,14 +167,21 @@ mod tests {
         let s = Store::open(t.path()).expect("open");
         s.put(Kind::Pod, "abc", &vec![1, 2, 3]).expect("put");
         let long = "k8s_".to_string() + &"x".repeat(400);
-        s.put(Kind::Name, &long, &(long.clone(), "abc")).expect("put long name");
-        assert_eq!(s.get::<Vec<i32>>(Kind::Pod, "abc").expect("get"), Some(vec![1, 2, 3]));
+        s.put(Kind::Name, &long, &(long.clone(), "abc"))
+            .expect("put long name");
+        assert_eq!(
+            s.get::<Vec<i32>>(Kind::Pod, "abc").expect("get"),
+            Some(vec![1, 2, 3])
+        );
         assert_eq!(s.get::<Vec<i32>>(Kind::Pod, "nope").expect("get"), None);
         let names: Vec<(String, (String, String))> = s.all(Kind::Name).expect("all");
         assert_eq!(names.len(), 1);
         assert_eq!(names[0].1, (long.clone(), "abc".to_string()));
         s.delete(Kind::Name, &long).expect("delete name");
-        assert!(s.all::<(String, String)>(Kind::Name).expect("all").is_empty());
+        assert!(s
+            .all::<(String, String)>(Kind::Name)
+            .expect("all")
+            .is_empty());
         std::fs::write(t.path().join("pods/.x.json.tmp"), b"{").expect("write tmp");
         assert_eq!(s.all::<Vec<i32>>(Kind::Pod).expect("all").len(), 1);
         assert!(!t.path().join("pods/.x.json.tmp").exists());

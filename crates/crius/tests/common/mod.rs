@@ -26,8 +26,16 @@ pub fn ensure_registry() {
         for script in ["registry.sh start", "images.sh"] {
             let mut args: Vec<&str> = script.split(' ').collect();
             let path = format!("/work/shared/testenv/{}", args.remove(0));
-            let out = Command::new("bash").arg(&path).args(&args).output().expect("run testenv script");
-            assert!(out.status.success(), "{path}: {}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new("bash")
+                .arg(&path)
+                .args(&args)
+                .output()
+                .expect("run testenv script");
+            assert!(
+                out.status.success(),
+                "{path}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     });
 }
@@ -54,7 +62,8 @@ fn monitor_binary() -> PathBuf {
 
 fn rand_u32() -> u32 {
     let id = crius_testutil::unique_id("x");
-    id.bytes().fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
+    id.bytes()
+        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
 }
 
 async fn connect(sock: &Path) -> Channel {
@@ -63,7 +72,9 @@ async fn connect(sock: &Path) -> Channel {
         .expect("endpoint")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let sock = sock.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(sock).await?)) }
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(sock).await?))
+            }
         }))
         .await
         .expect("connect to crius")
@@ -73,7 +84,10 @@ impl Daemon {
     /// Starts a daemon in a fresh temp dir.
     pub async fn start() -> Daemon {
         ensure_registry();
-        let dir = tempfile::Builder::new().prefix("crius-it-").tempdir_in("/tmp").expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("crius-it-")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
         let d = dir.path();
         let n = rand_u32();
         let bridge = format!("crit{:08x}", n);
@@ -94,22 +108,35 @@ impl Daemon {
         std::fs::write(d.join("registries.conf"), reg).expect("registries.conf");
         std::fs::write(
             d.join("crius.toml"),
-            format!("[runtimes.runc]\npath = \"/usr/sbin/runc\"\nroot = \"{}\"\n", d.join("runc").display()),
+            format!(
+                "[runtimes.runc]\npath = \"/usr/sbin/runc\"\nroot = \"{}\"\n",
+                d.join("runc").display()
+            ),
         )
         .expect("crius.toml");
         let sock = d.join("crius.sock");
         let s = |p: &str| d.join(p).to_string_lossy().into_owned();
         let args = vec![
-            "--config".into(), s("crius.toml"),
-            "--listen".into(), s("crius.sock"),
-            "--root".into(), s("root"),
-            "--runroot".into(), s("run"),
-            "--log-level".into(), "debug".into(),
-            "--conmon".into(), monitor_binary().to_string_lossy().into_owned(),
-            "--cni-config-dir".into(), s("cni"),
-            "--cni-plugin-dir".into(), "/usr/lib/cni".into(),
-            "--registries-conf".into(), s("registries.conf"),
-            "--cgroup-parent".into(), format!("/crius-it-{n:08x}"),
+            "--config".into(),
+            s("crius.toml"),
+            "--listen".into(),
+            s("crius.sock"),
+            "--root".into(),
+            s("root"),
+            "--runroot".into(),
+            s("run"),
+            "--log-level".into(),
+            "debug".into(),
+            "--conmon".into(),
+            monitor_binary().to_string_lossy().into_owned(),
+            "--cni-config-dir".into(),
+            s("cni"),
+            "--cni-plugin-dir".into(),
+            "/usr/lib/cni".into(),
+            "--registries-conf".into(),
+            s("registries.conf"),
+            "--cgroup-parent".into(),
+            format!("/crius-it-{n:08x}"),
         ];
         let child = spawn(&args, &d.join("daemon.log"));
         let ch = connect(&sock).await;
@@ -156,7 +183,10 @@ impl Daemon {
     pub async fn pull_busybox(&mut self) -> String {
         self.img
             .pull_image(cri::PullImageRequest {
-                image: Some(cri::ImageSpec { image: BUSYBOX.into(), ..Default::default() }),
+                image: Some(cri::ImageSpec {
+                    image: BUSYBOX.into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             })
             .await
@@ -167,7 +197,11 @@ impl Daemon {
 
     /// A pod config with a unique name (PID namespace per container unless `shared_pid`).
     pub fn pod_config(&self, name: &str, shared_pid: bool) -> cri::PodSandboxConfig {
-        let pid = if shared_pid { cri::NamespaceMode::Pod } else { cri::NamespaceMode::Container };
+        let pid = if shared_pid {
+            cri::NamespaceMode::Pod
+        } else {
+            cri::NamespaceMode::Container
+        };
         cri::PodSandboxConfig {
             metadata: Some(cri::PodSandboxMetadata {
                 name: crius_testutil::unique_id(name),
@@ -179,7 +213,10 @@ impl Daemon {
             log_directory: self.dir.path().join("logs").to_string_lossy().into_owned(),
             linux: Some(cri::LinuxPodSandboxConfig {
                 security_context: Some(cri::LinuxSandboxSecurityContext {
-                    namespace_options: Some(cri::NamespaceOption { pid: pid as i32, ..Default::default() }),
+                    namespace_options: Some(cri::NamespaceOption {
+                        pid: pid as i32,
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -191,7 +228,10 @@ impl Daemon {
     /// Runs a pod; returns its ID.
     pub async fn run_pod(&mut self, config: &cri::PodSandboxConfig) -> String {
         self.rt
-            .run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() })
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: String::new(),
+            })
             .await
             .expect("run pod")
             .into_inner()
@@ -201,8 +241,14 @@ impl Daemon {
     /// A busybox container config running `cmd`.
     pub fn container_config(name: &str, cmd: &[&str]) -> cri::ContainerConfig {
         cri::ContainerConfig {
-            metadata: Some(cri::ContainerMetadata { name: name.into(), attempt: 0 }),
-            image: Some(cri::ImageSpec { image: BUSYBOX.into(), ..Default::default() }),
+            metadata: Some(cri::ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            }),
+            image: Some(cri::ImageSpec {
+                image: BUSYBOX.into(),
+                ..Default::default()
+            }),
             command: cmd.iter().map(|s| s.to_string()).collect(),
             log_path: format!("{name}.log"),
             ..Default::default()
@@ -210,7 +256,12 @@ impl Daemon {
     }
 
     /// Creates a container; returns its ID.
-    pub async fn create(&mut self, pod: &str, pod_config: &cri::PodSandboxConfig, config: cri::ContainerConfig) -> String {
+    pub async fn create(
+        &mut self,
+        pod: &str,
+        pod_config: &cri::PodSandboxConfig,
+        config: cri::ContainerConfig,
+    ) -> String {
         self.rt
             .create_container(cri::CreateContainerRequest {
                 pod_sandbox_id: pod.into(),
@@ -226,7 +277,9 @@ impl Daemon {
     /// Starts a container.
     pub async fn start_ctr(&mut self, id: &str) {
         self.rt
-            .start_container(cri::StartContainerRequest { container_id: id.into() })
+            .start_container(cri::StartContainerRequest {
+                container_id: id.into(),
+            })
             .await
             .expect("start container");
     }
@@ -234,7 +287,10 @@ impl Daemon {
     /// The status of a container.
     pub async fn status(&mut self, id: &str) -> cri::ContainerStatus {
         self.rt
-            .container_status(cri::ContainerStatusRequest { container_id: id.into(), verbose: false })
+            .container_status(cri::ContainerStatusRequest {
+                container_id: id.into(),
+                verbose: false,
+            })
             .await
             .expect("container status")
             .into_inner()
@@ -245,10 +301,18 @@ impl Daemon {
     /// Container IDs (and pod IDs) the daemon knows.
     pub async fn known_ids(&mut self) -> Vec<String> {
         let mut ids = Vec::new();
-        if let Ok(r) = self.rt.list_containers(cri::ListContainersRequest::default()).await {
+        if let Ok(r) = self
+            .rt
+            .list_containers(cri::ListContainersRequest::default())
+            .await
+        {
             ids.extend(r.into_inner().containers.into_iter().map(|c| c.id));
         }
-        if let Ok(r) = self.rt.list_pod_sandbox(cri::ListPodSandboxRequest::default()).await {
+        if let Ok(r) = self
+            .rt
+            .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+            .await
+        {
             ids.extend(r.into_inner().items.into_iter().map(|p| p.id));
         }
         ids
@@ -256,10 +320,24 @@ impl Daemon {
 
     /// Removes every pod through the API.
     pub async fn remove_all(&mut self) {
-        if let Ok(r) = self.rt.list_pod_sandbox(cri::ListPodSandboxRequest::default()).await {
+        if let Ok(r) = self
+            .rt
+            .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+            .await
+        {
             for p in r.into_inner().items {
-                let _ = self.rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: p.id.clone() }).await;
-                let _ = self.rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: p.id }).await;
+                let _ = self
+                    .rt
+                    .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                        pod_sandbox_id: p.id.clone(),
+                    })
+                    .await;
+                let _ = self
+                    .rt
+                    .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                        pod_sandbox_id: p.id,
+                    })
+                    .await;
             }
         }
     }
@@ -276,7 +354,11 @@ impl Daemon {
         // pins of pods (files under them) must be gone.
         let mounts: Vec<String> = mounts_under(&dir)
             .into_iter()
-            .filter(|m| !["/run/ns/netns", "/run/ns/ipcns", "/run/ns/utsns"].iter().any(|d| m.ends_with(d)))
+            .filter(|m| {
+                !["/run/ns/netns", "/run/ns/ipcns", "/run/ns/utsns"]
+                    .iter()
+                    .any(|d| m.ends_with(d))
+            })
             .collect();
         cleanup(&dir, &self.bridge);
         assert!(procs.is_empty(), "processes left behind: {procs:?}");
@@ -303,7 +385,11 @@ fn spawn(args: &[String], log: &Path) -> Child {
         .spawn()
         .expect("spawn crius");
     let stderr = child.stderr.take().expect("stderr");
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
@@ -328,14 +414,21 @@ fn spawn(args: &[String], log: &Path) -> Child {
 pub fn wait_no_process_with(needle: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let found = std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|e| {
-            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&cmd).contains(needle)
-        });
+        let found = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&cmd).contains(needle)
+            });
         if !found {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "a process with {needle} is still there");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a process with {needle} is still there"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -346,13 +439,17 @@ pub fn processes_under(dir: &Path) -> Vec<u32> {
     let needle = dir.to_string_lossy().into_owned();
     let mut out = Vec::new();
     for ent in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = ent.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = ent.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         if pid == me {
             continue;
         }
         let cmd = std::fs::read(ent.path().join("cmdline")).unwrap_or_default();
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        let root = std::fs::read_link(ent.path().join("root")).map(|r| r.to_string_lossy().into_owned()).unwrap_or_default();
+        let root = std::fs::read_link(ent.path().join("root"))
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if cmd.contains(&needle) || root.starts_with(&needle) {
             out.push(pid);
         }
@@ -382,7 +479,10 @@ fn cleanup(dir: &Path, bridge: &str) {
     for m in mounts.iter().rev() {
         let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
-    let _ = Command::new("ip").args(["link", "del", bridge]).stderr(Stdio::null()).status();
+    let _ = Command::new("ip")
+        .args(["link", "del", bridge])
+        .stderr(Stdio::null())
+        .status();
 }
 
 impl Drop for Daemon {
@@ -394,14 +494,28 @@ impl Drop for Daemon {
         // fresh runtime (we may be inside a panicking async test), then kill what is left.
         let sock = self.sock.clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 let ch = connect(&sock).await;
                 let mut c = RuntimeServiceClient::new(ch);
-                if let Ok(r) = c.list_pod_sandbox(cri::ListPodSandboxRequest::default()).await {
+                if let Ok(r) = c
+                    .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+                    .await
+                {
                     for p in r.into_inner().items {
-                        let _ = c.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: p.id.clone() }).await;
-                        let _ = c.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: p.id }).await;
+                        let _ = c
+                            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                                pod_sandbox_id: p.id.clone(),
+                            })
+                            .await;
+                        let _ = c
+                            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                                pod_sandbox_id: p.id,
+                            })
+                            .await;
                     }
                 }
             })
