@@ -95,8 +95,14 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("crius: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Some(Cmd::Version) => {
             println!("crius version {}", env!("CARGO_PKG_VERSION"));
