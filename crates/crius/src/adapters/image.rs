@@ -81,17 +81,7 @@ impl ImageStore for Images {
             registry_token: a.registry_token,
             ..Default::default()
         });
-        // The pull future of crius-image is not provably `Send` (higher-ranked closure
-        // lifetimes), so it runs to completion on a blocking thread of the same runtime.
-        let svc = self.svc.clone();
-        let reference = reference.to_string();
-        let handle = tokio::runtime::Handle::current();
-        let i = tokio::task::spawn_blocking(move || {
-            handle.block_on(async move { svc.pull(&reference, auth.as_ref()).await })
-        })
-        .await
-        .map_err(|e| Error::internal("pull task", e))?
-        .map_err(map_err)?;
+        let i = self.svc.pull(reference, auth.as_ref()).await.map_err(map_err)?;
         Ok(i.id)
     }
 
