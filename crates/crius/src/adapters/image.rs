@@ -81,7 +81,11 @@ impl ImageStore for Images {
             registry_token: a.registry_token,
             ..Default::default()
         });
-        let i = self.svc.pull(reference, auth.as_ref()).await.map_err(map_err)?;
+        let i = self
+            .svc
+            .pull(reference, auth.as_ref())
+            .await
+            .map_err(map_err)?;
         Ok(i.id)
     }
 

@@ -46,9 +46,11 @@ pub struct Daemon {
     pub child: Option<Child>,
     pub bridge: String,
     pub sock: PathBuf,
+    pub cgroup_parent: String,
     pub args: Vec<String>,
     pub rt: RuntimeServiceClient<Channel>,
     pub img: ImageServiceClient<Channel>,
+    cleaned: bool,
 }
 
 fn monitor_binary() -> PathBuf {
@@ -138,6 +140,7 @@ impl Daemon {
             "--cgroup-parent".into(),
             format!("/crius-it-{n:08x}"),
         ];
+        let cgroup_parent = format!("crius-it-{n:08x}");
         let child = spawn(&args, &d.join("daemon.log"));
         let ch = connect(&sock).await;
         Daemon {
@@ -145,9 +148,11 @@ impl Daemon {
             child: Some(child),
             bridge,
             sock,
+            cgroup_parent,
             args,
             rt: RuntimeServiceClient::new(ch.clone()),
             img: ImageServiceClient::new(ch),
+            cleaned: false,
         }
     }
 
@@ -360,7 +365,8 @@ impl Daemon {
                     .any(|d| m.ends_with(d))
             })
             .collect();
-        cleanup(&dir, &self.bridge);
+        cleanup(&dir, &self.bridge, &self.cgroup_parent);
+        self.cleaned = true;
         assert!(procs.is_empty(), "processes left behind: {procs:?}");
         assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
     }
@@ -469,10 +475,24 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn cleanup(dir: &Path, bridge: &str) {
+fn cleanup(dir: &Path, bridge: &str, cgroup_parent: &str) {
     for pid in processes_under(dir) {
         // SAFETY: kill(2) on processes that belong to this test's temp dir.
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    // Runtime state of containers the API could not remove (their cgroups go with it).
+    for ent in std::fs::read_dir(dir.join("runc"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = Command::new("/usr/sbin/runc")
+            .arg("--root")
+            .arg(dir.join("runc"))
+            .args(["delete", "-f"])
+            .arg(ent.file_name())
+            .stderr(Stdio::null())
+            .status();
     }
     let mut mounts = mounts_under(dir);
     mounts.sort();
@@ -483,11 +503,19 @@ fn cleanup(dir: &Path, bridge: &str) {
         .args(["link", "del", bridge])
         .stderr(Stdio::null())
         .status();
+    // The (now empty) pod cgroup parent in every hierarchy.
+    for ent in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(ent.path().join(cgroup_parent));
+    }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if self.child.is_none() {
+        if self.cleaned {
             return;
         }
         // Best effort when a test failed before `shutdown`: remove pods through the API on a
@@ -522,6 +550,6 @@ impl Drop for Daemon {
         })
         .join();
         self.stop_daemon();
-        cleanup(self.dir.path(), &self.bridge);
+        cleanup(self.dir.path(), &self.bridge, &self.cgroup_parent);
     }
 }
