@@ -1,6 +1,7 @@
 //! Containers: create (spec, bundle, rootfs, runtime under the monitor), start, stop, remove,
 //! exec, status, and exit tracking.
 
+pub mod exec;
 pub mod exit;
 pub mod spec;
 pub mod status;

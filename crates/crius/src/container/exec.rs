@@ -1,0 +1,88 @@
+//! ExecSync as the container's own process: the exec'd command gets the container's user,
+//! groups, environment, working directory, capabilities and security settings from its
+//! config.json (runtimes differ in what `exec` inherits by default: crun runs as root).
+
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+
+use crate::backend::ExecOutput;
+use crate::error::{Context, Error, Result};
+use crate::state::ContainerRecord;
+
+/// How long output is still collected after the command exited.
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
+/// Each stream keeps at most this many bytes; the rest is read and dropped.
+const CAP: usize = 16 << 20;
+
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> Vec<u8> {
+    let Some(mut r) = r else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => {
+                let room = CAP.saturating_sub(out.len());
+                out.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+}
+
+/// The output a reader task collected, waiting at most [`OUTPUT_GRACE`] for it.
+async fn collect(h: tokio::task::JoinHandle<Vec<u8>>) -> Vec<u8> {
+    let abort = h.abort_handle();
+    match tokio::time::timeout(OUTPUT_GRACE, h).await {
+        Ok(Ok(v)) => v,
+        _ => {
+            abort.abort();
+            Vec::new()
+        }
+    }
+}
+
+/// Runs `cmd` in `rec` with the container's process settings; at `timeout` the command is
+/// killed (dropping the session kills it) and DeadlineExceeded returned.
+pub async fn exec_sync(
+    oci: &crius_oci::Runtime,
+    rec: &ContainerRecord,
+    cmd: Vec<String>,
+    timeout: Option<Duration>,
+) -> Result<ExecOutput> {
+    let spec: oci_spec::runtime::Spec = serde_json::from_slice(
+        &std::fs::read(rec.bundle.join("config.json")).ctx("read config.json")?,
+    )
+    .ctx("parse config.json")?;
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_args(Some(cmd));
+    process.set_terminal(Some(false));
+    let run = async {
+        let mut sess = oci
+            .exec(&rec.id, &process, false)
+            .await
+            .map_err(crate::adapters::oci::map_err)?;
+        drop(sess.stdin.take());
+        let out = tokio::spawn(read_capped(sess.stdout.take()));
+        let err = tokio::spawn(read_capped(sess.stderr.take()));
+        let exit_code = sess.wait().await.map_err(crate::adapters::oci::map_err)?;
+        // A background child of the command may keep the pipes open: do not wait for it long.
+        let stdout = collect(out).await;
+        let stderr = collect(err).await;
+        Ok::<_, Error>(ExecOutput {
+            stdout,
+            stderr,
+            exit_code,
+        })
+    };
+    match timeout {
+        Some(t) => tokio::time::timeout(t, run).await.map_err(|_| {
+            Error::DeadlineExceeded(format!(
+                "exec in container {}: timed out after {t:?}",
+                rec.id
+            ))
+        })?,
+        None => run.await,
+    }
+}
