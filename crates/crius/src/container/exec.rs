@@ -16,31 +16,31 @@ const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 /// Each stream keeps at most this many bytes; the rest is read and dropped.
 const CAP: usize = 16 << 20;
 
-async fn read_capped<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> Vec<u8> {
-    let Some(mut r) = r else { return Vec::new() };
-    let mut out = Vec::new();
+type Shared = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(r: Option<R>, out: Shared) {
+    let Some(mut r) = r else { return };
     let mut buf = vec![0u8; 64 << 10];
     loop {
         match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return out,
+            Ok(0) | Err(_) => return,
             Ok(n) => {
-                let room = CAP.saturating_sub(out.len());
-                out.extend_from_slice(&buf[..n.min(room)]);
+                let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
+                let room = CAP.saturating_sub(o.len());
+                o.extend_from_slice(&buf[..n.min(room)]);
             }
         }
     }
 }
 
-/// The output a reader task collected, waiting at most [`OUTPUT_GRACE`] for it.
-async fn collect(h: tokio::task::JoinHandle<Vec<u8>>) -> Vec<u8> {
+/// What a reader collected, waiting at most [`OUTPUT_GRACE`] for it to reach end of file.
+async fn collect(h: tokio::task::JoinHandle<()>, out: Shared) -> Vec<u8> {
     let abort = h.abort_handle();
-    match tokio::time::timeout(OUTPUT_GRACE, h).await {
-        Ok(Ok(v)) => v,
-        _ => {
-            abort.abort();
-            Vec::new()
-        }
+    if tokio::time::timeout(OUTPUT_GRACE, h).await.is_err() {
+        abort.abort();
     }
+    let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
+    std::mem::take(&mut *o)
 }
 
 /// Runs `cmd` in `rec` with the container's process settings; at `timeout` the command is
@@ -64,12 +64,13 @@ pub async fn exec_sync(
             .await
             .map_err(crate::adapters::oci::map_err)?;
         drop(sess.stdin.take());
-        let out = tokio::spawn(read_capped(sess.stdout.take()));
-        let err = tokio::spawn(read_capped(sess.stderr.take()));
+        let (out_buf, err_buf) = (Shared::default(), Shared::default());
+        let out = tokio::spawn(read_capped(sess.stdout.take(), out_buf.clone()));
+        let err = tokio::spawn(read_capped(sess.stderr.take(), err_buf.clone()));
         let exit_code = sess.wait().await.map_err(crate::adapters::oci::map_err)?;
         // A background child of the command may keep the pipes open: do not wait for it long.
-        let stdout = collect(out).await;
-        let stderr = collect(err).await;
+        let stdout = collect(out, out_buf).await;
+        let stderr = collect(err, err_buf).await;
         Ok::<_, Error>(ExecOutput {
             stdout,
             stderr,

@@ -555,7 +555,10 @@ impl Crius {
         let rec = self.running(id).await?;
         let rt = self.runtime(&rec.runtime_handler)?;
         let t = (timeout > 0).then(|| Duration::from_secs(timeout as u64));
-        let out = rt.exec_sync(&rec.id, &cmd, t).await?;
+        let out = match rt.oci() {
+            Some(oci) => exec::exec_sync(oci, &rec, cmd, t).await?,
+            None => rt.exec_sync(&rec.id, &cmd, t).await?,
+        };
         Ok(cri::ExecSyncResponse {
             stdout: out.stdout,
             stderr: out.stderr,
