@@ -67,7 +67,24 @@ pub async fn exec_sync(
         let (out_buf, err_buf) = (Shared::default(), Shared::default());
         let out = tokio::spawn(read_capped(sess.stdout.take(), out_buf.clone()));
         let err = tokio::spawn(read_capped(sess.stderr.take(), err_buf.clone()));
-        let exit_code = sess.wait().await.map_err(crate::adapters::oci::map_err)?;
+        let waited = match timeout {
+            Some(t) => match tokio::time::timeout(t, sess.wait()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // Kill the command and wait until it is gone before answering.
+                    let _ = sess.kill();
+                    let _ = sess.wait().await;
+                    out.abort();
+                    err.abort();
+                    return Err(Error::DeadlineExceeded(format!(
+                        "exec in container {}: timed out after {t:?}",
+                        rec.id
+                    )));
+                }
+            },
+            None => sess.wait().await,
+        };
+        let exit_code = waited.map_err(crate::adapters::oci::map_err)?;
         // A background child of the command may keep the pipes open: do not wait for it long.
         let stdout = collect(out, out_buf).await;
         let stderr = collect(err, err_buf).await;
@@ -77,13 +94,5 @@ pub async fn exec_sync(
             exit_code,
         })
     };
-    match timeout {
-        Some(t) => tokio::time::timeout(t, run).await.map_err(|_| {
-            Error::DeadlineExceeded(format!(
-                "exec in container {}: timed out after {t:?}",
-                rec.id
-            ))
-        })?,
-        None => run.await,
-    }
+    run.await
 }

@@ -597,6 +597,22 @@ impl Crius {
         let rec = self.running(id).await?;
         self.runtime(&rec.runtime_handler)?
             .reopen_log(&rec.id)
-            .await
+            .await?;
+        // The monitor reopens asynchronously (a control-fifo message): answer once the new
+        // file exists, as the kubelet's log rotation expects (bounded).
+        if !rec.log_path.is_empty() {
+            let path = PathBuf::from(&rec.log_path);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while !path.exists() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if !path.exists() {
+                return Err(Error::Internal(format!(
+                    "container {}: the monitor did not reopen {}",
+                    rec.id, rec.log_path
+                )));
+            }
+        }
+        Ok(())
     }
 }
