@@ -77,6 +77,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let stopped = stop.clone();
     let server = tonic::transport::Server::builder()
+        .layer(crate::server::deadline::DeadlineLayer)
         .add_service(runtime)
         .add_service(images)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {

@@ -16,6 +16,7 @@ pub mod attach;
 pub mod container_stats;
 pub mod container_status;
 pub mod create_container;
+pub mod deadline;
 pub mod exec;
 pub mod exec_sync;
 pub mod get_container_events;
