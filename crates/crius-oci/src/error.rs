@@ -61,7 +61,7 @@ pub enum OciError {
         message: String,
     },
     /// The runtime binary (runc, crun) failed; `stderr` is its error text.
-    #[error("container {id}: {step}: {runtime} failed: {stderr}")]
+    #[error("container {id}: {step}: {runtime} failed: {stderr}{hint}", hint = operator_hint(stderr))]
     Runtime {
         /// Container ID.
         id: String,
@@ -146,5 +146,52 @@ impl OciError {
     }
 }
 
+/// What an operator can do about a runtime refusal whose cause is the host, not the container:
+/// appended to the runtime's own words ("" for everything else).
+pub fn operator_hint(stderr: &str) -> &'static str {
+    const HINTS: &[(&str, &str)] = &[(
+        "cgroups in hybrid mode not supported",
+        " (this host mixes cgroup v1 hierarchies with a cgroup v2 mount that still holds \
+         controllers, a layout crun refuses: mount each controller listed in \
+         /sys/fs/cgroup/unified/cgroup.controllers as a v1 hierarchy, e.g. `mkdir -p \
+         /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb` \
+         (scripts/host-setup.sh does it), or use the runc handler)",
+    )];
+    HINTS
+        .iter()
+        .find(|(needle, _)| stderr.contains(needle))
+        .map_or("", |(_, hint)| hint)
+}
+
 /// Result alias of this crate.
 pub type Result<T, E = OciError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    #[test]
+    fn crun_hybrid_refusal_is_explained() {
+        let err = OciError::Runtime {
+            id: "c1".into(),
+            step: "create",
+            runtime: "crun".into(),
+            stderr: "cgroups in hybrid mode not supported, drop all controllers from cgroupv2"
+                .into(),
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("drop all controllers from cgroupv2"),
+            "{text}"
+        );
+        assert!(text.contains("mount -t cgroup -o hugetlb"), "{text}");
+    }
+
+    #[test]
+    fn other_errors_get_no_hint() {
+        assert_eq!(
+            operator_hint("container_linux.go:380: starting container process"),
+            ""
+        );
+    }
+}
