@@ -45,6 +45,10 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
     pub bridge: String,
+    /// The pod subnet of the private bridge (`10.x.y.0/24`).
+    pub subnet: String,
+    /// The bridge's own address (the gateway of `subnet`).
+    pub gateway: String,
     pub sock: PathBuf,
     pub cgroup_parent: String,
     pub args: Vec<String>,
@@ -85,6 +89,15 @@ async fn connect(sock: &Path) -> Channel {
 impl Daemon {
     /// Starts a daemon in a fresh temp dir.
     pub async fn start() -> Daemon {
+        Daemon::start_with(false).await
+    }
+
+    /// Starts a daemon whose CNI chain also has the portmap plugin (hostPorts).
+    pub async fn start_with_portmap() -> Daemon {
+        Daemon::start_with(true).await
+    }
+
+    async fn start_with(portmap: bool) -> Daemon {
         ensure_registry();
         let dir = tempfile::Builder::new()
             .prefix("crius-it-")
@@ -93,12 +106,19 @@ impl Daemon {
         let d = dir.path();
         let n = rand_u32();
         let bridge = format!("crit{:08x}", n);
-        let subnet = format!("10.{}.{}.0/24", 200 + (n % 50), (n >> 8) % 250);
+        let net = format!("10.{}.{}", 200 + (n % 50), (n >> 8) % 250);
+        let subnet = format!("{net}.0/24");
+        let gateway = format!("{net}.1");
+        let portmap = if portmap {
+            r#",{"type":"portmap","capabilities":{"portMappings":true}}"#
+        } else {
+            ""
+        };
         std::fs::create_dir_all(d.join("cni")).expect("cni dir");
         std::fs::write(
             d.join("cni/10-test.conflist"),
             format!(
-                r#"{{"cniVersion":"1.0.0","name":"{bridge}","plugins":[{{"type":"bridge","bridge":"{bridge}","isGateway":true,"ipMasq":false,"ipam":{{"type":"host-local","dataDir":"{}","ranges":[[{{"subnet":"{subnet}"}}]]}}}},{{"type":"loopback"}}]}}"#,
+                r#"{{"cniVersion":"1.0.0","name":"{bridge}","plugins":[{{"type":"bridge","bridge":"{bridge}","isGateway":true,"ipMasq":false,"ipam":{{"type":"host-local","dataDir":"{}","ranges":[[{{"subnet":"{subnet}"}}]]}}}}{portmap},{{"type":"loopback"}}]}}"#,
                 d.join("ipam").display()
             ),
         )
@@ -147,6 +167,8 @@ impl Daemon {
             dir,
             child: Some(child),
             bridge,
+            subnet,
+            gateway,
             sock,
             cgroup_parent,
             args,
@@ -165,6 +187,14 @@ impl Daemon {
     /// Stops the daemon only (SIGTERM).
     pub fn stop_only(&mut self) {
         self.stop_daemon();
+    }
+
+    /// Kills the daemon with SIGKILL (no shutdown path runs; containers keep running).
+    pub fn kill_only(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// Starts the daemon again with the same arguments.
