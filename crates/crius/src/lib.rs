@@ -12,6 +12,7 @@ pub mod container;
 pub mod daemon;
 pub mod error;
 pub mod events;
+pub mod metrics;
 pub mod recover;
 pub mod sandbox;
 pub mod server;

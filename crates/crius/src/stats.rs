@@ -11,11 +11,11 @@ use crate::state::{now_ns, ContainerRecord, ContainerState};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-fn read_u64(p: &Path) -> Option<u64> {
+pub(crate) fn read_u64(p: &Path) -> Option<u64> {
     std::fs::read_to_string(p).ok()?.trim().parse().ok()
 }
 
-fn stat_field(p: &Path, key: &str) -> Option<u64> {
+pub(crate) fn stat_field(p: &Path, key: &str) -> Option<u64> {
     let text = std::fs::read_to_string(p).ok()?;
     text.lines().find_map(|l| {
         let mut it = l.split_whitespace();
@@ -24,7 +24,7 @@ fn stat_field(p: &Path, key: &str) -> Option<u64> {
 }
 
 /// The first existing directory among a cgroup-v1 controller's mount and the v2 tree.
-fn cgroup_dir(controller: &str, rel: &str) -> Option<(PathBuf, bool)> {
+pub(crate) fn cgroup_dir(controller: &str, rel: &str) -> Option<(PathBuf, bool)> {
     let rel = rel.trim_start_matches('/');
     let v1 = Path::new(CGROUP_ROOT).join(controller).join(rel);
     if v1.is_dir() {

@@ -612,3 +612,93 @@ async fn restart_keeps_running_container() {
     );
     d.shutdown().await;
 }
+
+/// The cgroup directories named `rel` in every hierarchy.
+fn cgroup_dirs_named(rel: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .expect("cgroup root")
+        .flatten()
+        .map(|e| e.path().join(rel))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+#[tokio::test]
+async fn pod_metrics_and_own_cgroup_parent_removed() {
+    let mut d = Daemon::start().await;
+    d.pull_busybox().await;
+    let mut pc = d.pod_config("metrics", false);
+    let pod_cg = format!("{}/{}", d.cgroup_parent, crius_testutil::unique_id("podcg"));
+    if let Some(l) = pc.linux.as_mut() {
+        l.cgroup_parent = format!("/{pod_cg}");
+    }
+    let pod = d.run_pod(&pc).await;
+    let cfg = Daemon::container_config("m", &["sh", "-c", "exec sleep 1000"]);
+    let id = d.create(&pod, &pc, cfg).await;
+    d.start_ctr(&id).await;
+    assert!(
+        !cgroup_dirs_named(&pod_cg).is_empty(),
+        "the pod's cgroup parent was made"
+    );
+
+    // Descriptors and metrics agree on names and label counts; values are real.
+    let descs =
+        d.rt.list_metric_descriptors(cri::ListMetricDescriptorsRequest {})
+            .await
+            .expect("descriptors")
+            .into_inner()
+            .descriptors;
+    let keys: std::collections::HashMap<_, _> = descs
+        .iter()
+        .map(|d| (d.name.clone(), d.label_keys.len()))
+        .collect();
+    let all =
+        d.rt.list_pod_sandbox_metrics(cri::ListPodSandboxMetricsRequest {})
+            .await
+            .expect("metrics")
+            .into_inner()
+            .pod_metrics;
+    let pm = all
+        .iter()
+        .find(|m| m.pod_sandbox_id == pod)
+        .expect("our pod");
+    let cm = pm
+        .container_metrics
+        .iter()
+        .find(|c| c.container_id == id)
+        .expect("our container");
+    for m in pm.metrics.iter().chain(&cm.metrics) {
+        assert_eq!(Some(&m.label_values.len()), keys.get(&m.name), "{}", m.name);
+    }
+    let value = |n: &str| {
+        cm.metrics
+            .iter()
+            .find(|m| m.name == n)
+            .and_then(|m| m.value)
+            .map(|v| v.value)
+    };
+    assert!(value("container_memory_usage_bytes").expect("memory") > 0);
+    assert!(value("container_processes").expect("processes") >= 1);
+    assert!(value("container_start_time_seconds").expect("start") > 0);
+    assert!(
+        pm.metrics
+            .iter()
+            .any(|m| m.name == "container_network_receive_bytes_total"
+                && m.label_values.last().map(String::as_str) == Some("eth0")),
+        "pod network metrics: {:?}",
+        pm.metrics
+    );
+
+    d.rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .expect("stop pod");
+    d.rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .expect("remove pod");
+    assert_eq!(cgroup_dirs_named(&pod_cg), Vec::<std::path::PathBuf>::new());
+    d.shutdown().await;
+}

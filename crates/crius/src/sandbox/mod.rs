@@ -1,6 +1,7 @@
 //! Pod sandboxes: pinned namespaces (no infra process unless the pod shares a PID namespace),
 //! pod files, CNI, and their lifecycle.
 
+pub mod cgroup;
 pub mod files;
 pub mod infra;
 pub mod status;
@@ -155,7 +156,13 @@ impl Crius {
             cgroup_parent,
             infra_id: None,
             infra_pid: None,
+            created_cgroup_dirs: Vec::new(),
         };
+        rec.created_cgroup_dirs = cgroup::missing_dirs(
+            std::path::Path::new(cgroup::CGROUP_ROOT),
+            &rec.cgroup_parent,
+            &self.cfg.cgroup_parent,
+        );
         let ns = rec.ns_options();
         let host_net = ns.network == cri::NamespaceMode::Node as i32;
         let host_ipc = ns.ipc == cri::NamespaceMode::Node as i32;
@@ -168,6 +175,13 @@ impl Crius {
             let id = id.clone();
             undo.push("delete pod record", async move {
                 c.state.store.delete(Kind::Pod, &id)
+            });
+        }
+        if !rec.created_cgroup_dirs.is_empty() {
+            let dirs = rec.created_cgroup_dirs.clone();
+            undo.push("remove pod cgroup parent", async move {
+                cgroup::remove_dirs(&dirs);
+                Ok(())
             });
         }
         // 2. Pod files and /dev/shm.
@@ -335,6 +349,8 @@ impl Crius {
             }
         }
         self.be.network.remove_namespaces(&rec.id).await?;
+        // Busy directories (a cgroup still inside) are logged and left: not worth failing for.
+        cgroup::remove_dirs(&rec.created_cgroup_dirs);
         files::remove_dir(&rec.files())?;
         self.state.store.delete(Kind::Pod, &rec.id)?;
         self.state.release_name(&rec.name);

@@ -25,7 +25,9 @@ pub mod image_status;
 pub mod list_container_stats;
 pub mod list_containers;
 pub mod list_images;
+pub mod list_metric_descriptors;
 pub mod list_pod_sandbox;
+pub mod list_pod_sandbox_metrics;
 pub mod list_pod_sandbox_stats;
 pub mod pod_sandbox_stats;
 pub mod pod_sandbox_status;
@@ -124,6 +126,8 @@ delegate! {
         update_runtime_config: update_runtime_config(cri::UpdateRuntimeConfigRequest) -> cri::UpdateRuntimeConfigResponse;
         status: status(cri::StatusRequest) -> cri::StatusResponse;
         runtime_config: runtime_config(cri::RuntimeConfigRequest) -> cri::RuntimeConfigResponse;
+        list_metric_descriptors: list_metric_descriptors(cri::ListMetricDescriptorsRequest) -> cri::ListMetricDescriptorsResponse;
+        list_pod_sandbox_metrics: list_pod_sandbox_metrics(cri::ListPodSandboxMetricsRequest) -> cri::ListPodSandboxMetricsResponse;
     } {
 
     async fn checkpoint_container(
@@ -140,20 +144,6 @@ delegate! {
         _r: Request<cri::GetEventsRequest>,
     ) -> std::result::Result<Response<Self::GetContainerEventsStream>, Status> {
         Ok(Response::new(get_container_events::handle(&self.0)))
-    }
-
-    async fn list_metric_descriptors(
-        &self,
-        _r: Request<cri::ListMetricDescriptorsRequest>,
-    ) -> std::result::Result<Response<cri::ListMetricDescriptorsResponse>, Status> {
-        unimplemented("ListMetricDescriptors")
-    }
-
-    async fn list_pod_sandbox_metrics(
-        &self,
-        _r: Request<cri::ListPodSandboxMetricsRequest>,
-    ) -> std::result::Result<Response<cri::ListPodSandboxMetricsResponse>, Status> {
-        unimplemented("ListPodSandboxMetrics")
     }
 }
 }

@@ -62,6 +62,9 @@ pub struct PodRecord {
     pub infra_id: Option<String>,
     /// PID of the infra process.
     pub infra_pid: Option<u32>,
+    /// The cgroup parent directories that did not exist before this pod (so it removes them).
+    #[serde(default)]
+    pub created_cgroup_dirs: Vec<PathBuf>,
 }
 
 impl PodRecord {
