@@ -7,11 +7,13 @@
 #   4. build    cargo build --workspace --all-targets
 #   5. test     cargo test --workspace --no-fail-fast (unit + integration tests, real runc/CNI/registry)
 #   6. scenario scripts/crictl-scenario.sh against a private crius instance (debug build)
+#      streaming scripts/streaming-scenario.sh: exec -it/-i, attach, port-forward with crictl over
+#               SPDY and WebSocket, against another private instance
 #   7. critest  scripts/conformance.sh: the CRI conformance gate (docs/CONFORMANCE.md)
 #   8. leaks    processes, mounts, netns, links and top-level cgroups the run left behind
 #               (removed, and reported as a failure)
 #
-# Stages 6 and 7 are skipped, loudly, only while the workspace has no `crius` binary.
+# Stages 6 (scenario, streaming) and 7 are skipped, loudly, only while the workspace has no `crius` binary.
 # Options: --only STAGE[,STAGE] (e.g. --only build,test), --skip STAGE[,STAGE].
 # Environment: TEST_DEADLINE_MIN (default 80): the whole run is bounded by it, each stage gets
 # what is left; CRIUS_LEAK_CHECK=1|0 (default: 1 in CI, 0 elsewhere: on a shared machine other
@@ -200,12 +202,14 @@ export CRIUS_BIN
 if [[ ! -x $CRIUS_BIN ]]; then
 	echo
 	echo "###############################################################################"
-	echo "### $CRIUS_BIN does not exist: crictl scenario and critest NOT RUN"
+	echo "### $CRIUS_BIN does not exist: crictl scenarios and critest NOT RUN"
 	echo "###############################################################################"
 	skipped scenario "no crius binary"
+	skipped streaming "no crius binary"
 	skipped critest "no crius binary"
 else
 	stage scenario 10 bash scripts/crictl-scenario.sh || true
+	stage streaming 10 bash scripts/streaming-scenario.sh || true
 	stage critest 45 bash scripts/conformance.sh --results "$LOGDIR/critest" || true
 fi
 
