@@ -73,6 +73,9 @@ impl Backend for CriBackend {
             mut resize,
         } = streams;
         let mut copies = Vec::new();
+        // Stdin is copied until the client closes it, which an interactive client (`crictl
+        // exec -it`) only does when the session ends: the exec's end must not wait for it.
+        let mut stdin_copy = None;
         if tty {
             let pty = sess
                 .pty
@@ -80,14 +83,16 @@ impl Backend for CriBackend {
                 .ok_or_else(|| berr("exec with tty: no pty"))?;
             let (pty_r, pty_w) = tokio::io::split(pty);
             if let Some(input) = stdin {
-                copies.push(tokio::spawn(pump(input, pty_w)));
+                stdin_copy = Some(tokio::spawn(pump(input, pty_w)));
             }
             if let Some(out) = stdout {
                 copies.push(tokio::spawn(pump(pty_r, out)));
             }
         } else {
             match (stdin, sess.stdin.take()) {
-                (Some(input), Some(child_in)) => drop(tokio::spawn(pump(input, child_in))),
+                (Some(input), Some(child_in)) => {
+                    stdin_copy = Some(tokio::spawn(pump(input, child_in)));
+                }
                 (_, child_in) => drop(child_in),
             }
             if let (Some(out), Some(child_out)) = (stdout, sess.stdout.take()) {
@@ -105,6 +110,9 @@ impl Backend for CriBackend {
         };
         for t in copies {
             let _ = t.await;
+        }
+        if let Some(t) = stdin_copy {
+            t.abort();
         }
         Ok(code)
     }
