@@ -151,7 +151,8 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<ContainerSpec> {
     proc_.set_rlimits(None);
 
     // Mounts.
-    let (cri_mounts, rootfs_propagation) = mounts::cri_mounts(config, privileged)?;
+    let (cri_mounts, rootfs_propagation) =
+        mounts::cri_mounts(config, privileged, input.host.recursive_read_only)?;
     let uncovered = mounts::uncovered_image_volumes(config, image);
     let (volume_mounts, skipped_volumes) =
         mounts::image_volume_mounts(&uncovered, &input.image_volumes);

@@ -8,7 +8,7 @@ use k8s_cri::v1::{
     Capability as CriCapability, ContainerConfig, ContainerMetadata, Device, Int64Value, KeyValue,
     LinuxContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext,
     LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
-    PodSandboxConfig, PodSandboxMetadata, SecurityProfile,
+    PodSandboxConfig, PodSandboxMetadata, SecurityProfile, SupplementalGroupsPolicy,
 };
 use oci_spec::image::{ConfigBuilder, ImageConfiguration, ImageConfigurationBuilder};
 use oci_spec::runtime::{Capability, LinuxNamespaceType, Mount, Spec};
@@ -623,4 +623,61 @@ fn cgroups_path_joins() {
         "/kubepods/burstable/pod1/abc"
     );
     assert_eq!(cgroups_path("", "abc"), "/abc");
+}
+
+#[test]
+fn supplemental_groups_policy_reaches_spec_and_status_user() {
+    // (policy, process additionalGids = ContainerStatus.user.linux.supplemental_groups)
+    let cases: &[(SupplementalGroupsPolicy, &[u32])] = &[
+        (SupplementalGroupsPolicy::Merge, &[33, 500, 1234]),
+        (SupplementalGroupsPolicy::Strict, &[33, 1234]),
+    ];
+    for (policy, want) in cases {
+        let mut f = Fixture::new();
+        f.sc().run_as_user = Some(Int64Value { value: 33 });
+        f.sc().supplemental_groups = vec![1234];
+        f.sc().supplemental_groups_policy = *policy as i32;
+        let out = f.build();
+        let user = out.spec.process().as_ref().expect("process").user();
+        assert_eq!((user.uid(), user.gid()), (33, 33), "{policy:?}");
+        assert_eq!(
+            user.additional_gids().clone().unwrap_or_default(),
+            want.to_vec(),
+            "{policy:?}"
+        );
+        assert_eq!(out.user.supplemental_groups_policy, *policy);
+        let linux = out.user.container_user().linux.expect("linux");
+        assert_eq!((linux.uid, linux.gid), (33, 33), "{policy:?}");
+        let want64: Vec<i64> = want.iter().map(|g| i64::from(*g)).collect();
+        assert_eq!(linux.supplemental_groups, want64, "{policy:?}");
+    }
+}
+
+#[test]
+fn recursive_read_only_needs_kernel_support() {
+    let host_dir = tempfile::tempdir().expect("host dir");
+    let mut f = Fixture::new();
+    f.config.mounts.push(k8s_cri::v1::Mount {
+        host_path: host_dir.path().display().to_string(),
+        container_path: "/ro".into(),
+        readonly: true,
+        recursive_read_only: true,
+        ..Default::default()
+    });
+    let mut input = f.input();
+    input.host.recursive_read_only = false;
+    match container_spec(&input) {
+        Err(e) => {
+            assert!(e.is_invalid_argument(), "{e}");
+            assert!(e.to_string().contains("mount_setattr"), "{e}");
+        }
+        Ok(_) => panic!("rro accepted without mount_setattr"),
+    }
+    input.host.recursive_read_only = true;
+    let out = container_spec(&input).expect("spec");
+    let m = mount_at(&out.spec, "/ro").expect("/ro");
+    assert_eq!(
+        m.options().clone().unwrap_or_default(),
+        ["rbind", "rprivate", "ro", "rro"]
+    );
 }

@@ -11,7 +11,9 @@
 //! - [`linux_resources`] for UpdateContainerResources,
 //! - [`daemon_capabilities`], [`own_oom_score_adj`], [`HostFeatures::detect`],
 //!   [`uncovered_image_volumes`] to gather
-//!   the inputs.
+//!   the inputs,
+//! - [`recursive_read_only_supported`] and [`SUPPLEMENTAL_GROUPS_POLICY_SUPPORTED`] for the
+//!   `Status` response's feature flags.
 //!
 //! Errors are [`SpecError`]; [`SpecError::is_invalid_argument`] tells which are the request's
 //! fault (gRPC `InvalidArgument`).
@@ -28,7 +30,10 @@
 //!   privileged.
 //! - mounts: later groups win on the same destination (defaults < pod files < image volumes <
 //!   CRI mounts), ordered parent-first. HOST_TO_CONTAINER / BIDIRECTIONAL need the host path
-//!   on a shared (or slave) mount, else InvalidArgument.
+//!   on a shared (or slave) mount, else InvalidArgument. `recursive_read_only` needs
+//!   `readonly` and PRIVATE propagation (else InvalidArgument) and adds the `rro` option.
+//! - supplemental groups: policy Merge adds the image's `/etc/group` memberships, Strict
+//!   only the primary GID and the CRI list; [`ResolvedUser::container_user`] reports them.
 //! - PID mode POD without a pod PID namespace (no infra process) = a new PID namespace.
 
 pub mod annotations;
@@ -36,6 +41,7 @@ mod caps;
 mod container;
 mod devices;
 mod error;
+mod features;
 mod mounts;
 mod namespaces;
 mod process;
@@ -54,6 +60,10 @@ pub use caps::{
 pub use container::{cgroups_path, container_spec};
 pub use devices::host_devices;
 pub use error::{Result, SpecError};
+pub use features::{
+    kernel_supports_mount_setattr, recursive_read_only_supported, runtime_supports_rro,
+    SUPPLEMENTAL_GROUPS_POLICY_SUPPORTED,
+};
 pub use mounts::{clean_container_path, uncovered_image_volumes};
 pub use namespaces::pid_namespace_target;
 pub use process::{parse_signal, DEFAULT_PATH};

@@ -191,11 +191,14 @@ impl RootfsPropagation {
 /// Converts the CRI mounts: host paths must exist (symlinks are followed), container paths must
 /// be absolute; propagation PRIVATE → `rprivate`, HOST_TO_CONTAINER → `rslave` (host mount must
 /// be shared or slave), BIDIRECTIONAL → `rshared` (host mount must be shared, container must be
-/// privileged, as the kubelet enforces). `selinux_relabel` is ignored. Image mounts, ID-mapped
-/// mounts and recursive read-only mounts are refused.
+/// privileged, as the kubelet enforces). `selinux_relabel` is ignored. `recursive_read_only`
+/// requires `readonly` and PRIVATE propagation and adds the `rro` option (the runtime makes every
+/// submount read-only too); it is refused when the host lacks `mount_setattr(2)`
+/// (`recursive_read_only == false`). Image mounts and ID-mapped mounts are refused.
 pub fn cri_mounts(
     config: &ContainerConfig,
     privileged: bool,
+    recursive_read_only: bool,
 ) -> Result<(Vec<Mount>, Option<RootfsPropagation>)> {
     let mut out = Vec::new();
     let mut rootfs_prop = None;
@@ -220,10 +223,26 @@ pub fn cri_mounts(
             ));
         }
         if m.recursive_read_only {
-            return Err(SpecError::field(
-                field("recursive_read_only"),
-                "recursive read-only mounts are not supported",
-            ));
+            let why = if !m.readonly {
+                Some("needs readonly to be true".to_string())
+            } else if m.propagation != MountPropagation::PropagationPrivate as i32 {
+                Some(format!(
+                    "needs PROPAGATION_PRIVATE, got {}",
+                    MountPropagation::try_from(m.propagation)
+                        .map(|p| p.as_str_name().to_string())
+                        .unwrap_or_else(|_| m.propagation.to_string())
+                ))
+            } else if !recursive_read_only {
+                Some("this kernel lacks mount_setattr(2) (Linux >= 5.12)".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(SpecError::field(
+                    field("recursive_read_only"),
+                    format!("recursive read-only mount on {}: {why}", m.container_path),
+                ));
+            }
         }
         if m.host_path.is_empty() {
             return Err(SpecError::field(field("host_path"), "empty"));
@@ -274,7 +293,13 @@ pub fn cri_mounts(
             }
         };
         let ro_rw = if m.readonly { "ro" } else { "rw" };
-        out.push(mount(&dest, "bind", host, &["rbind", propagation, ro_rw]));
+        let mut options = vec!["rbind", propagation, ro_rw];
+        if m.recursive_read_only {
+            // `ro` covers the top mount; `rro` makes the runtime apply MOUNT_ATTR_RDONLY with
+            // AT_RECURSIVE so every submount is read-only too.
+            options.push("rro");
+        }
+        out.push(mount(&dest, "bind", host, &options));
     }
     Ok((out, rootfs_prop))
 }
@@ -449,7 +474,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let (m, prop) = cri_mounts(&cfg, false).expect("mounts");
+        let (m, prop) = cri_mounts(&cfg, false, true).expect("mounts");
         assert_eq!(prop, None);
         assert_eq!(dest(&m[0]), "/data");
         assert_eq!(opts(&m[0]), ["rbind", "rprivate", "ro"]);
@@ -477,6 +502,7 @@ mod tests {
                 ..Default::default()
             },
             false,
+            true,
         ) {
             Err(e @ SpecError::MissingHostPath { .. }) => assert!(e.to_string().contains(&missing)),
             other => panic!("expected MissingHostPath, got {other:?}"),
@@ -487,10 +513,6 @@ mod tests {
             CriMount {
                 propagation: 7,
                 ..cri_mount(&d, "/x", false, MountPropagation::PropagationPrivate)
-            },
-            CriMount {
-                recursive_read_only: true,
-                ..cri_mount(&d, "/x", true, MountPropagation::PropagationPrivate)
             },
             CriMount {
                 image: Some(Default::default()),
@@ -504,9 +526,85 @@ mod tests {
                 ..Default::default()
             };
             assert!(
-                matches!(cri_mounts(&cfg, false), Err(SpecError::InvalidField { .. })),
+                matches!(
+                    cri_mounts(&cfg, false, true),
+                    Err(SpecError::InvalidField { .. })
+                ),
                 "{m:?}"
             );
+        }
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)] // table test
+    fn recursive_read_only_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        let rro = |ro: bool, prop: MountPropagation| CriMount {
+            recursive_read_only: true,
+            ..cri_mount(&d, "/rro", ro, prop)
+        };
+        // (mount, privileged container, kernel has mount_setattr, Ok(options) or Err(text))
+        let cases: Vec<(CriMount, bool, bool, std::result::Result<Vec<&str>, &str>)> = vec![
+            (
+                rro(true, MountPropagation::PropagationPrivate),
+                false,
+                true,
+                Ok(vec!["rbind", "rprivate", "ro", "rro"]),
+            ),
+            (
+                rro(true, MountPropagation::PropagationPrivate),
+                true,
+                true,
+                Ok(vec!["rbind", "rprivate", "ro", "rro"]),
+            ),
+            (
+                cri_mount(&d, "/rro", true, MountPropagation::PropagationPrivate),
+                false,
+                false,
+                Ok(vec!["rbind", "rprivate", "ro"]),
+            ),
+            (
+                rro(false, MountPropagation::PropagationPrivate),
+                false,
+                true,
+                Err("needs readonly"),
+            ),
+            (
+                rro(true, MountPropagation::PropagationHostToContainer),
+                false,
+                true,
+                Err("PROPAGATION_HOST_TO_CONTAINER"),
+            ),
+            (
+                rro(true, MountPropagation::PropagationBidirectional),
+                true,
+                true,
+                Err("PROPAGATION_BIDIRECTIONAL"),
+            ),
+            (
+                rro(true, MountPropagation::PropagationPrivate),
+                false,
+                false,
+                Err("mount_setattr"),
+            ),
+        ];
+        for (m, privileged, kernel, want) in cases {
+            let cfg = ContainerConfig {
+                mounts: vec![m.clone()],
+                ..Default::default()
+            };
+            match (cri_mounts(&cfg, privileged, kernel), want) {
+                (Ok((got, _)), Ok(opt)) => assert_eq!(opts(&got[0]), opt, "{m:?}"),
+                (Err(e @ SpecError::InvalidField { .. }), Err(text)) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(text), "{msg}");
+                    assert!(msg.contains("mounts[0].recursive_read_only"), "{msg}");
+                    assert!(msg.contains("/rro"), "names the mount: {msg}");
+                    assert!(e.is_invalid_argument());
+                }
+                (got, want) => panic!("{m:?}: got {got:?}, want {want:?}"),
+            }
         }
     }
 

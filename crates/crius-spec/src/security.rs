@@ -148,6 +148,7 @@ mod tests {
             apparmor_default_profile: apparmor.then(|| "crius-default".to_string()),
             selinux_enabled: false,
             cgroup_namespace: false,
+            recursive_read_only: false,
         }
     }
 

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use k8s_cri::v1::{ContainerConfig, PodSandboxConfig};
+use k8s_cri::v1::{
+    ContainerConfig, ContainerUser, LinuxContainerUser, PodSandboxConfig, SupplementalGroupsPolicy,
+};
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{Capabilities, Spec};
 
@@ -57,10 +59,15 @@ pub struct HostFeatures {
     /// Give containers a private cgroup namespace (what Kubernetes expects on cgroup v2
     /// hosts; detected as "/sys/fs/cgroup is a pure cgroup v2 mount").
     pub cgroup_namespace: bool,
+    /// The kernel has `mount_setattr(2)` (Linux >= 5.12), which the OCI runtime needs for the
+    /// `rro` option of recursive read-only mounts; without it such mounts are refused
+    /// (see [`crate::kernel_supports_mount_setattr`]).
+    pub recursive_read_only: bool,
 }
 
 impl HostFeatures {
-    /// Reads the host's AppArmor and SELinux state from sysfs (no default AppArmor profile).
+    /// Reads the host's AppArmor and SELinux state from sysfs (no default AppArmor profile),
+    /// the cgroup layout, and probes `mount_setattr(2)`.
     pub fn detect() -> Self {
         let apparmor_enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
             .map(|s| s.trim_start().starts_with('Y'))
@@ -72,6 +79,7 @@ impl HostFeatures {
             apparmor_default_profile: None,
             selinux_enabled,
             cgroup_namespace,
+            recursive_read_only: crate::features::kernel_supports_mount_setattr(),
         }
     }
 }
@@ -118,19 +126,40 @@ pub struct ContainerSpecInput<'a> {
     pub host: HostFeatures,
 }
 
-/// The user a container's process runs as.
+/// The user a container's process runs as (the identity the CRI reports back in
+/// `ContainerStatus.user`, see [`ResolvedUser::container_user`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResolvedUser {
     /// The UID.
     pub uid: u32,
     /// The primary GID.
     pub gid: u32,
-    /// Supplementary GIDs (sorted, deduplicated, without the primary GID).
+    /// All GIDs of the process (OCI `additionalGids`), deduplicated: the primary GID first,
+    /// then (policy Merge only) the groups of the image's `/etc/group` listing the user, then
+    /// the CRI `supplemental_groups` in request order.
     pub additional_gids: Vec<u32>,
+    /// The policy the groups were computed with (`Merge` unless the security context asked
+    /// for `Strict`).
+    pub supplemental_groups_policy: SupplementalGroupsPolicy,
     /// The user's name when known (from `/etc/passwd`).
     pub username: Option<String>,
     /// The user's home directory from `/etc/passwd`, if found.
     pub home: Option<String>,
+}
+
+impl ResolvedUser {
+    /// The identity for `ContainerStatus.user` (CRI `ContainerUser.linux`): `uid`, `gid` and
+    /// `supplemental_groups` = [`ResolvedUser::additional_gids`] (which include the primary GID,
+    /// as `id -G` shows inside the container).
+    pub fn container_user(&self) -> ContainerUser {
+        ContainerUser {
+            linux: Some(LinuxContainerUser {
+                uid: i64::from(self.uid),
+                gid: i64::from(self.gid),
+                supplemental_groups: self.additional_gids.iter().map(|g| i64::from(*g)).collect(),
+            }),
+        }
+    }
 }
 
 /// A container's spec and the facts the daemon needs besides it.
@@ -140,7 +169,8 @@ pub struct ContainerSpec {
     pub spec: Spec,
     /// The signal that stops the container (the image's `StopSignal`, default `SIGTERM`).
     pub stop_signal: i32,
-    /// The user the process runs as.
+    /// The user the process runs as; the daemon reports it as `ContainerStatus.user`
+    /// ([`ResolvedUser::container_user`]).
     pub user: ResolvedUser,
     /// Whether the process has a terminal (`tty`).
     pub tty: bool,

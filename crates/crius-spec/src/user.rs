@@ -178,8 +178,10 @@ fn parse_image_user(user: &str) -> (UserSpec, Option<GroupSpec>) {
 /// the rootfs's `/etc/passwd` and `/etc/group`.
 ///
 /// The primary GID defaults to the user's group in `/etc/passwd` (0 for a UID not listed).
-/// `additional_gids` holds the primary GID first, then (policy Merge) the groups of
-/// `/etc/group` that list the user, then the CRI `supplemental_groups`, deduplicated.
+/// `additional_gids` holds the primary GID first, then (policy Merge, the default) the groups
+/// of `/etc/group` that list the user, then the CRI `supplemental_groups`, deduplicated. With
+/// policy Strict `/etc/group` is ignored: only the primary GID and the CRI groups remain.
+/// An unknown policy value is InvalidArgument.
 pub fn resolve_user(
     rootfs: &Path,
     sc: Option<&LinuxContainerSecurityContext>,
@@ -249,9 +251,17 @@ pub fn resolve_user(
         None => entry.as_ref().map(|e| e.gid).unwrap_or(0),
     };
 
-    let strict = sc
-        .map(|sc| sc.supplemental_groups_policy == SupplementalGroupsPolicy::Strict as i32)
-        .unwrap_or(false);
+    let policy = match sc.map(|sc| sc.supplemental_groups_policy).unwrap_or(0) {
+        p if p == SupplementalGroupsPolicy::Merge as i32 => SupplementalGroupsPolicy::Merge,
+        p if p == SupplementalGroupsPolicy::Strict as i32 => SupplementalGroupsPolicy::Strict,
+        p => {
+            return Err(SpecError::field(
+                "linux.security_context.supplemental_groups_policy",
+                format!("unknown value {p}"),
+            ))
+        }
+    };
+    let strict = policy == SupplementalGroupsPolicy::Strict;
     let mut additional = vec![gid];
     if !strict {
         if let Some(name) = entry.as_ref().map(|e| &e.name) {
@@ -279,6 +289,7 @@ pub fn resolve_user(
         uid,
         gid,
         additional_gids: additional,
+        supplemental_groups_policy: policy,
         username: entry.as_ref().map(|e| e.name.clone()),
         home: entry.map(|e| e.home).filter(|h| !h.is_empty()),
     })
@@ -385,6 +396,55 @@ mod tests {
         let u = resolve_user(root.path(), Some(&c), Some("bob")).expect("username");
         assert_eq!((u.uid, u.gid), (1000, 1000));
         assert_eq!(u.home.as_deref(), Some("/home/alice"));
+    }
+
+    #[test]
+    fn supplemental_groups_policy_table() {
+        let root = rootfs();
+        let merge = SupplementalGroupsPolicy::Merge as i32;
+        let strict = SupplementalGroupsPolicy::Strict as i32;
+        // (run_as_user, run_as_group, CRI groups, policy, gid, additional gids)
+        let cases: &[(i64, Option<i64>, &[i64], i32, u32, &[u32])] = &[
+            // critest: uid 1000 is in group 100 and 10 in /etc/group.
+            (1000, None, &[1234], merge, 1000, &[1000, 100, 10, 1234]),
+            (1000, None, &[1234], strict, 1000, &[1000, 1234]),
+            (1000, None, &[], strict, 1000, &[1000]),
+            (1000, Some(29), &[10], strict, 29, &[29, 10]),
+            (1000, Some(29), &[10], merge, 29, &[29, 100, 10]),
+            (1000, None, &[1000, 1234, 1234], strict, 1000, &[1000, 1234]),
+            // A UID absent from /etc/passwd: nothing to merge.
+            (4242, None, &[7], merge, 0, &[0, 7]),
+            (4242, None, &[7], strict, 0, &[0, 7]),
+        ];
+        for (uid, group, extra, policy, gid, want) in cases {
+            let mut c = sc();
+            c.run_as_user = Some(Int64Value { value: *uid });
+            c.run_as_group = group.map(|value| Int64Value { value });
+            c.supplemental_groups = extra.to_vec();
+            c.supplemental_groups_policy = *policy;
+            let what = format!("{uid} {group:?} {extra:?} {policy}");
+            let u = resolve_user(root.path(), Some(&c), Some("bob")).expect(&what);
+            assert_eq!((u.uid, u.gid), (*uid as u32, *gid), "{what}");
+            assert_eq!(u.additional_gids, want.to_vec(), "{what}");
+            assert_eq!(u.supplemental_groups_policy as i32, *policy, "{what}");
+            let linux = u.container_user().linux.expect("linux user");
+            assert_eq!((linux.uid, linux.gid), (*uid, i64::from(*gid)), "{what}");
+            let want64: Vec<i64> = want.iter().map(|g| i64::from(*g)).collect();
+            assert_eq!(linux.supplemental_groups, want64, "{what}");
+        }
+
+        let mut c = sc();
+        c.supplemental_groups_policy = 9;
+        assert!(matches!(
+            resolve_user(root.path(), Some(&c), None),
+            Err(SpecError::InvalidField { field, .. }) if field.ends_with("supplemental_groups_policy")
+        ));
+        // Without a security context the policy is Merge.
+        let u = resolve_user(root.path(), None, Some("alice")).expect("alice");
+        assert_eq!(
+            u.supplemental_groups_policy,
+            SupplementalGroupsPolicy::Merge
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Runs specs built by crius-spec with the real runc, as root, in busybox bundles: the spec is
 //! accepted, capabilities and users come out as built, the RuntimeDefault seccomp profile
 //! blocks a syscall busybox can make, a read-only rootfs refuses writes, pod files, CRI
-//! mounts (incl. propagation), devices and sysctls land where they should, and the infra
+//! mounts (incl. propagation and recursive read-only submounts), devices and sysctls land where they should, and the infra
 //! (pause) spec runs confined.
 //! Set `CRIUS_SPEC_RUNTIME=crun` to run the same checks with crun.
 
@@ -565,4 +565,95 @@ fn mount_propagation_modes_run() {
     let (out, err, code) = run(&cfg, false);
     assert_eq!(code, Some(0), "stdout {out:?} stderr {err:?}");
     assert_eq!(out, "from-container\n");
+}
+
+/// A temporary directory with a tmpfs mounted on its `tmpfs` subdirectory (a submount, as
+/// critest builds for recursive read-only mounts); unmounted on drop.
+struct DirWithSubmount {
+    dir: tempfile::TempDir,
+}
+
+impl DirWithSubmount {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("tmpfs");
+        std::fs::create_dir(&sub).expect("mkdir tmpfs");
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "crius-spec-rro"])
+            .arg(&sub)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount tmpfs on {}", sub.display());
+        DirWithSubmount { dir }
+    }
+}
+
+impl Drop for DirWithSubmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path().join("tmpfs"))
+            .status();
+    }
+}
+
+#[test]
+fn recursive_read_only_mount_covers_submounts() {
+    assert!(
+        crius_spec::recursive_read_only_supported(std::path::Path::new(&runtime())),
+        "{} on this kernel should support rro",
+        runtime()
+    );
+    let host = DirWithSubmount::new();
+    let script = "touch /mnt/tmpfs/f 2>&1; echo sub=$?; touch /mnt/top 2>&1; echo top=$?";
+    let with = |rro: bool| {
+        let mut cfg = container_config(script, LinuxContainerSecurityContext::default());
+        cfg.mounts.push(k8s_cri::v1::Mount {
+            host_path: host.dir.path().display().to_string(),
+            container_path: "/mnt".into(),
+            readonly: true,
+            recursive_read_only: rro,
+            ..Default::default()
+        });
+        cfg
+    };
+
+    // Plain read-only: only the top mount is read-only, the submount stays writable.
+    let (out, err, code) = run(&with(false), false);
+    assert_eq!(code, Some(0), "stdout {out:?} stderr {err:?}");
+    assert!(out.contains("sub=0"), "{out}");
+    assert!(
+        out.contains("Read-only file system") && out.contains("top=1"),
+        "{out}"
+    );
+    assert!(host.dir.path().join("tmpfs/f").exists());
+    std::fs::remove_file(host.dir.path().join("tmpfs/f")).expect("rm");
+
+    // Recursive read-only: the submount refuses writes too.
+    let c = prepare(&with(true), false);
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.bundle.join("config.json")).expect("config.json"))
+            .expect("json");
+    let mnt = spec["mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["destination"] == "/mnt")
+        .expect("/mnt mount");
+    assert!(mnt["options"]
+        .as_array()
+        .expect("options")
+        .iter()
+        .any(|o| o == "rro"));
+    let out = c.run();
+    let (out, err) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        out.contains("sub=1") && out.contains("top=1"),
+        "stdout {out:?} stderr {err:?}"
+    );
+    assert_eq!(out.matches("Read-only file system").count(), 2, "{out}");
+    assert!(!host.dir.path().join("tmpfs/f").exists());
 }
