@@ -1,8 +1,8 @@
 //! Runs specs built by crius-spec with the real runc, as root, in busybox bundles: the spec is
 //! accepted, capabilities and users come out as built, the RuntimeDefault seccomp profile
 //! blocks a syscall busybox can make, a read-only rootfs refuses writes, pod files, CRI
-//! mounts (incl. propagation and recursive read-only submounts), devices and sysctls land where they should, and the infra
-//! (pause) spec runs confined.
+//! mounts (incl. propagation and recursive read-only submounts), devices and sysctls land
+//! where they should, and the infra (pause) spec runs confined.
 //! Set `CRIUS_SPEC_RUNTIME=crun` to run the same checks with crun.
 
 use std::collections::HashMap;
