@@ -10,11 +10,16 @@
 # daemon RSS idle and with N+P pods; per-container monitor / shim RSS and PSS (smaps_rollup);
 # ListContainers and ContainerStatus latency with N+P containers; ExecSync latency; stop + remove
 # (stopp + rmp) sequential and parallel; each CRI call alone, without crictl, from
-# `critest -benchmark` (C samples each, default 20). Plus the floor: `ip netns add` + one CNI ADD with the
+# `critest -benchmark` (C samples each, default 20); pull + unpack of the 50 MiB, 7-layer image
+# crius-bench/random:v1 (pushed by crius-image's pull_bench example; median of 5, each from an
+# empty cache: crictl rmi between runs, containerd's leftover blobs counted with `ctr content ls`)
+# against `skopeo copy` into a fresh oci: dir (download only). Plus the floor: `ip netns add` + one CNI ADD with the
 # same plugins + two `runc run -d` (bench/floor.py). Every figure made through crictl includes
 # crictl's own cost (a process start and a connection: see the "crictl call" row).
 # A step a runtime cannot do is reported as n/a. crius: target/release/crius (built with
 # `cargo build --release -p crius -p crius-monitor` when missing), else target/debug/crius.
+# Everything after the line "<!-- hand-written below -->" in the existing OUT (or, when OUT is
+# new, in docs/BENCHMARKS.md) is kept as is at the end of the new file.
 # The whole script is one block, read before it runs: editing the file during a run is safe.
 {
 set -euo pipefail
@@ -45,6 +50,10 @@ mkdir -p "$RES"
 INSTANCE= STARTED_REGISTRY=0 STARTED_CONTAINERD=0
 ANCHOR=${ANCHOR_BASE:-/tmp/anchor-containerd}
 MULTI_LAYER=gcr.io/k8s-staging-cri-tools/hostnet-nginx-$(dpkg --print-architecture):latest
+BIG_REPO=crius-bench/random BIG_TAG=v1
+BIG_IMAGE=docker.io/$BIG_REPO:$BIG_TAG # both runtimes mirror docker.io to the local registry
+HAND_MARKER='<!-- hand-written below -->'
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cleanup() {
 	local rc=$?
@@ -61,6 +70,20 @@ trap 'exit 130' INT TERM
 [[ -n $TESTENV && -x $TESTENV/registry.sh ]] || die "../shared/testenv not found"
 registry_up || { "$TESTENV/registry.sh" start >&2; STARTED_REGISTRY=1; }
 "$TESTENV/images.sh" >"$WORK/images.log" 2>&1 || die "images.sh failed; see $WORK/images.log"
+big_manifest() {
+	curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+		"http://$TEST_REGISTRY/v2/$BIG_REPO/manifests/$BIG_TAG"
+}
+if ! big_manifest >/dev/null 2>&1; then
+	say "pushing $TEST_REGISTRY/$BIG_REPO:$BIG_TAG (crius-image's pull_bench example, one run)"
+	(cd "$REPO" && cargo run --release -p crius-image --example pull_bench -- 1 "$TEST_REGISTRY") >"$WORK/pull_bench.log" 2>&1 ||
+		say "pull_bench failed (see the n/a rows)"
+fi
+# The image's blob digests (config + layers): to check what a runtime keeps after rmi.
+big_manifest 2>/dev/null | python3 -c 'import json, sys
+m = json.load(sys.stdin)
+print(m["config"]["digest"])
+for l in m["layers"]: print(l["digest"])' >"$WORK/big.digests" 2>/dev/null || : >"$WORK/big.digests"
 
 # --- helpers -------------------------------------------------------------------------------------
 cri() { timeout 120 "$CRICTL" --config "$WORK/crictl.yaml" --runtime-endpoint "$EP" --image-endpoint "$EP" --timeout 60s "$@"; }
@@ -128,6 +151,7 @@ measure() {
 	printf 'runtime-endpoint: %s\nimage-endpoint: %s\ntimeout: 60\n' "$EP" "$EP" >"$WORK/crictl.yaml"
 	mkdir -p "$WORK/spec"
 	cat_ctr_json >"$WORK/spec/ctr.json"
+	put load "$(cut -d' ' -f1-3 /proc/loadavg)"
 	put version "$(cri version 2>/dev/null | awk '/RuntimeName|RuntimeVersion/ {printf "%s ", $2}')"
 	put crictl "$(time_n 10 cri version | stats)"
 
@@ -138,6 +162,20 @@ measure() {
 		time_n 1 cri pull "$MULTI_LAYER" >>"$WORK/pull.ms" || { : >"$WORK/pull.ms"; break; }
 	done
 	put pull "$(stats <"$WORK/pull.ms")"
+
+	# pull + unpack of the 50 MiB, 7-layer image, each from an empty cache
+	: >"$WORK/bigpull.ms" && : >"$WORK/bigleft"
+	for i in 1 2 3 4 5; do
+		cri rmi "$BIG_IMAGE" >/dev/null 2>&1 || true
+		if [[ $RT == containerd && -s $WORK/big.digests ]]; then
+			sync
+			ctr -a "$ANCHOR/containerd.sock" -n k8s.io content ls -q 2>/dev/null | grep -cFf "$WORK/big.digests" >>"$WORK/bigleft" || true
+		fi
+		time_n 1 cri pull "$BIG_IMAGE" >>"$WORK/bigpull.ms" || { : >"$WORK/bigpull.ms"; break; }
+	done
+	cri rmi "$BIG_IMAGE" >/dev/null 2>&1 || true
+	put bigpull "$(stats <"$WORK/bigpull.ms")"
+	[[ -s $WORK/bigleft ]] && put bigleft "$(sort -n "$WORK/bigleft" | tail -1) $(wc -l <"$WORK/big.digests")"
 	cri pull "$BUSYBOX_IMAGE" >/dev/null && cri pull "$PAUSE_IMAGE" >/dev/null 2>&1 || true
 	sleep 2 # let the daemon settle after the pulls (allocator, GC) before reading its RSS
 	put rss_idle "$(rss_kib "$DPID") $(pss_kib "$DPID")"
@@ -255,6 +293,16 @@ for RT in $RUNTIMES; do
 	esac
 done
 
+# --- skopeo: download of the same 50 MiB image into a fresh oci: dir (no unpack) ----------------
+: >"$WORK/skopeo.ms"
+for i in 1 2 3 4 5; do
+	rm -rf "$WORK/skopeo-oci"
+	time_n 1 skopeo copy --src-tls-verify=false "docker://$TEST_REGISTRY/$BIG_REPO:$BIG_TAG" "oci:$WORK/skopeo-oci" >>"$WORK/skopeo.ms" ||
+		{ : >"$WORK/skopeo.ms"; break; }
+done
+rm -rf "$WORK/skopeo-oci"
+stats <"$WORK/skopeo.ms" >"$RES/skopeo.bigpull"
+
 # --- the floor -----------------------------------------------------------------------------------
 if [[ ! -f $WORK/floor.conflist ]]; then
 	sed "s|\"anchor0\"|\"crbfloor\"|; s|\"dataDir\": \"[^\"]*\"|\"dataDir\": \"$WORK/floor-ipam\"|" \
@@ -302,6 +350,11 @@ permon() { # per-container monitor/shim memory: FIELD 2 = RSS, 3 = PSS; divided 
 	done | paste -sd' ' | awk '{r = ($1 == "n/a" || $2 == "n/a" || $2 + 0 == 0) ? "n/a" : sprintf("%.2f", $1 / $2); printf "%s | %s | %s", $1, $2, r}'
 }
 mkdir -p "$(dirname "$OUT")"
+HAND_SRC=$OUT
+[[ -f $HAND_SRC ]] && grep -qxF "$HAND_MARKER" "$HAND_SRC" || HAND_SRC=$REPO/docs/BENCHMARKS.md
+HAND=
+[[ -f $HAND_SRC ]] && grep -qxF "$HAND_MARKER" "$HAND_SRC" && HAND=$(sed -n "/^$HAND_MARKER\$/,\$p" "$HAND_SRC")
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 {
 	echo "# Benchmarks: crius and containerd"
 	echo
@@ -315,7 +368,9 @@ mkdir -p "$(dirname "$OUT")"
 	echo "3 calls (runp, create, start of one busybox container), a stop + remove 2 (stopp, rmp)."
 	echo "Times in ms (p50 / p99 nearest-rank), memory in MiB. Ratio = crius / containerd (below 1:"
 	echo "crius is faster or smaller). Figures on a shared machine move from run to run: compare"
-	echo "within one run."
+	echo "within one run. Load average (1, 5, 15 min): $LOAD_START at the start, crius"
+	echo "$(get crius load | sed 's/^$/n\/a/') and containerd $(get containerd load | sed 's/^$/n\/a/') when each began, $LOAD_END at the end"
+	echo "(2 cores; other helpers' builds and tests shared the machine)."
 	echo
 	echo "| measure | crius | containerd | ratio |"
 	echo "|---|---|---|---|"
@@ -330,6 +385,8 @@ mkdir -p "$(dirname "$OUT")"
 	echo "| stop + remove, $PAR in parallel, p50 | $(col stop_par 1) |"
 	echo "| stop + remove, $PAR in parallel, p99 | $(col stop_par 2) |"
 	echo "| image pull + unpack, 3 layers (\`$MULTI_LAYER\`), p50 of 5 | $(col pull 1) |"
+	echo "| image pull + unpack, 50 MiB in 7 layers (\`$BIG_IMAGE\`), p50 of 5 | $(col bigpull 1) |"
+	echo "| same image, p99 (= slowest of 5) | $(col bigpull 2) |"
 	echo "| ListContainers (\`crictl ps -a\`) with $((PODS + PAR)) containers, p50 | $(col list 1) |"
 	echo "| ContainerStatus (\`crictl inspect\`), p50 | $(col status 1) |"
 	echo "| ExecSync (\`crictl exec -s ... true\`), p50 | $(col exec 1) |"
@@ -343,6 +400,23 @@ mkdir -p "$(dirname "$OUT")"
 	echo "Monitor processes: crius $(get crius monitors | awk '{print $1}') for $(get crius running) containers;"
 	echo "containerd $(get containerd monitors | awk '{print $1}') shims (one per pod) for $(get containerd running) containers."
 	echo "PSS (from \`/proc/PID/smaps_rollup\`) shares the pages processes have in common among them."
+	echo
+	echo "50 MiB pull: \`$BIG_IMAGE\` (pushed by \`cargo run --release -p crius-image --example pull_bench\`;"
+	echo "five 10 MiB layers of random data, one of 4000 small files, one of text) through each runtime's"
+	echo "docker.io mirror, \`crictl rmi\` before every pull. For comparison, \`skopeo copy --src-tls-verify=false"
+	echo "docker://$TEST_REGISTRY/$BIG_REPO:$BIG_TAG oci:DIR\` into a fresh dir (download + digest check, no unpack):"
+	echo "p50 $(awk '{print $1}' "$RES/skopeo.bigpull" 2>/dev/null | sed 's/^$/n\/a/') ms, p99 $(awk '{print $2}' "$RES/skopeo.bigpull" 2>/dev/null | sed 's/^$/n\/a/') ms ($(awk '{print $4}' "$RES/skopeo.bigpull" 2>/dev/null) runs)."
+	if [[ -n $(get containerd bigleft) ]]; then
+		read -r left total <<<"$(get containerd bigleft)"
+		if ((left == 0)); then
+			echo "containerd: after each \`crictl rmi\` none of the image's $total blobs were left in its content store"
+			echo "(\`ctr -n k8s.io content ls\`), so every pull fetched everything."
+		else
+			echo "containerd: after \`crictl rmi\` up to $left of the image's $total blobs were still in its content"
+			echo "store (\`ctr -n k8s.io content ls\`): its later pulls were partly served from that cache and its"
+			echo "figure is too low."
+		fi
+	fi
 	echo
 	echo "## CRI calls without crictl"
 	echo
@@ -367,6 +441,10 @@ mkdir -p "$(dirname "$OUT")"
 	echo "|---|---|---|---|"
 	echo "| netns + CNI ADD + 2 x runc run -d | $(awk '{print $1 " | " $2 " | " $3}' "$RES/floor.start" 2>/dev/null || echo 'n/a | n/a | n/a') |"
 	echo "| runc delete -f x 2 + CNI DEL + netns delete | $(awk '{print $1 " | " $2 " | " $3}' "$RES/floor.stop" 2>/dev/null || echo 'n/a | n/a | n/a') |"
+	if [[ -n $HAND ]]; then
+		echo
+		echo "$HAND"
+	fi
 } >"$OUT"
 cat "$OUT"
 say "wrote $OUT"
