@@ -44,10 +44,8 @@ pub fn container_status(rec: &ContainerRecord) -> cri::ContainerStatus {
                 linux: Some(cri::LinuxContainerUser {
                     uid: i64::from(*uid),
                     gid: i64::from(*gid),
-                    supplemental_groups: std::iter::once(*gid)
-                        .chain(gids.iter().copied())
-                        .map(i64::from)
-                        .collect(),
+                    // The spec's group list starts with the primary group already.
+                    supplemental_groups: gids.iter().copied().map(i64::from).collect(),
                 }),
             }),
     }

@@ -40,18 +40,23 @@ pub async fn handle(c: Arc<Crius>, r: cri::StatusRequest) -> Result<cri::StatusR
         });
         info.insert("config".to_string(), cfg.to_string());
     }
-    let runtime_handlers = c
-        .cfg
-        .runtimes
-        .keys()
-        .map(|name| cri::RuntimeHandler {
-            name: name.clone(),
-            features: Some(cri::RuntimeHandlerFeatures {
-                recursive_read_only_mounts: false,
-                user_namespaces: false,
-            }),
+    let rro = recursive_read_only_by_handler(&c);
+    let features = |name: &str| {
+        Some(cri::RuntimeHandlerFeatures {
+            recursive_read_only_mounts: rro.get(name).copied().unwrap_or(false),
+            user_namespaces: false,
         })
-        .collect();
+    };
+    // The kubelet (and critest) name the default handler "", so it is listed under that name too.
+    let runtime_handlers = std::iter::once(cri::RuntimeHandler {
+        name: String::new(),
+        features: features(&c.cfg.default_runtime),
+    })
+    .chain(c.cfg.runtimes.keys().map(|name| cri::RuntimeHandler {
+        name: name.clone(),
+        features: features(name),
+    }))
+    .collect();
     Ok(cri::StatusResponse {
         status: Some(cri::RuntimeStatus {
             conditions: vec![runtime_ready, network_ready],
@@ -59,7 +64,26 @@ pub async fn handle(c: Arc<Crius>, r: cri::StatusRequest) -> Result<cri::StatusR
         info,
         runtime_handlers,
         features: Some(cri::RuntimeFeatures {
-            supplemental_groups_policy: false,
+            supplemental_groups_policy: crius_spec::SUPPLEMENTAL_GROUPS_POLICY_SUPPORTED,
         }),
+    })
+}
+
+/// Whether each handler's runtime (and the kernel) honour recursive read-only mounts. Asking
+/// runs the runtime binary, so it is asked once per daemon, at the first Status.
+fn recursive_read_only_by_handler(c: &Crius) -> &'static std::collections::BTreeMap<String, bool> {
+    static RRO: std::sync::OnceLock<std::collections::BTreeMap<String, bool>> =
+        std::sync::OnceLock::new();
+    RRO.get_or_init(|| {
+        c.cfg
+            .runtimes
+            .iter()
+            .map(|(name, h)| {
+                (
+                    name.clone(),
+                    crius_spec::recursive_read_only_supported(&h.path),
+                )
+            })
+            .collect()
     })
 }
