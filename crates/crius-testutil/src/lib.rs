@@ -53,7 +53,10 @@ pub fn write_busybox_rootfs(rootfs: &Path) -> io::Result<()> {
             std::os::unix::fs::symlink("busybox", link)?;
         }
     }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")?;
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )?;
     std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
     Ok(())
 }
@@ -112,11 +115,16 @@ mod tests {
         let dir = std::env::temp_dir().join(unique_id("bundle"));
         write_bundle(&dir, &["sh", "-c", "echo hi"]).expect("bundle");
         assert!(dir.join("rootfs/bin/sh").exists());
-        let spec: Spec = serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("read"))
-            .expect("parse");
+        let spec: Spec =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("read"))
+                .expect("parse");
         assert_eq!(
             spec.process().as_ref().and_then(|p| p.args().clone()),
-            Some(vec!["sh".to_string(), "-c".to_string(), "echo hi".to_string()])
+            Some(vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                "echo hi".to_string()
+            ])
         );
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
