@@ -6,42 +6,6 @@ use crate::error::{OciError, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Signal(i32);
 
-const NAMES: &[(&str, i32)] = &[
-    ("HUP", libc::SIGHUP),
-    ("INT", libc::SIGINT),
-    ("QUIT", libc::SIGQUIT),
-    ("ILL", libc::SIGILL),
-    ("TRAP", libc::SIGTRAP),
-    ("ABRT", libc::SIGABRT),
-    ("IOT", libc::SIGIOT),
-    ("BUS", libc::SIGBUS),
-    ("FPE", libc::SIGFPE),
-    ("KILL", libc::SIGKILL),
-    ("USR1", libc::SIGUSR1),
-    ("SEGV", libc::SIGSEGV),
-    ("USR2", libc::SIGUSR2),
-    ("PIPE", libc::SIGPIPE),
-    ("ALRM", libc::SIGALRM),
-    ("TERM", libc::SIGTERM),
-    ("STKFLT", libc::SIGSTKFLT),
-    ("CHLD", libc::SIGCHLD),
-    ("CONT", libc::SIGCONT),
-    ("STOP", libc::SIGSTOP),
-    ("TSTP", libc::SIGTSTP),
-    ("TTIN", libc::SIGTTIN),
-    ("TTOU", libc::SIGTTOU),
-    ("URG", libc::SIGURG),
-    ("XCPU", libc::SIGXCPU),
-    ("XFSZ", libc::SIGXFSZ),
-    ("VTALRM", libc::SIGVTALRM),
-    ("PROF", libc::SIGPROF),
-    ("WINCH", libc::SIGWINCH),
-    ("IO", libc::SIGIO),
-    ("POLL", libc::SIGPOLL),
-    ("PWR", libc::SIGPWR),
-    ("SYS", libc::SIGSYS),
-];
-
 impl Signal {
     /// SIGTERM, the default stop signal.
     pub const TERM: Signal = Signal(libc::SIGTERM);
@@ -72,8 +36,13 @@ impl Signal {
         }
         let up = t.to_ascii_uppercase();
         let name = up.strip_prefix("SIG").unwrap_or(&up);
-        if let Some(&(_, n)) = NAMES.iter().find(|(nm, _)| *nm == name) {
-            return Ok(Signal(n));
+        let alias = match name {
+            "IOT" => "ABRT",
+            "POLL" => "IO",
+            other => other,
+        };
+        if let Ok(sig) = format!("SIG{alias}").parse::<nix::sys::signal::Signal>() {
+            return Ok(Signal(sig as i32));
         }
         let (rtmin, rtmax) = (libc::SIGRTMIN(), libc::SIGRTMAX());
         let rt = if let Some(rest) = name.strip_prefix("RTMIN") {
@@ -125,6 +94,10 @@ mod tests {
     fn parses_names_and_numbers() {
         assert_eq!(Signal::parse("SIGTERM").unwrap(), Signal::TERM);
         assert_eq!(Signal::parse("term").unwrap(), Signal::TERM);
+        assert_eq!(Signal::parse("SIGIOT").unwrap().as_raw(), libc::SIGABRT);
+        assert_eq!(Signal::parse("poll").unwrap().as_raw(), libc::SIGIO);
+        assert_eq!(Signal::parse("SIGPWR").unwrap().as_raw(), libc::SIGPWR);
+        assert!(Signal::parse("SIGNOPE").is_err());
         assert_eq!(Signal::parse("9").unwrap(), Signal::KILL);
         assert_eq!(Signal::parse("SIGQUIT").unwrap().as_raw(), libc::SIGQUIT);
         assert_eq!(

@@ -97,42 +97,6 @@ pub fn working_dir(config: &ContainerConfig, image: Option<&ImageConfig>) -> Res
     Ok(cwd)
 }
 
-const SIGNALS: &[(&str, i32)] = &[
-    ("HUP", libc::SIGHUP),
-    ("INT", libc::SIGINT),
-    ("QUIT", libc::SIGQUIT),
-    ("ILL", libc::SIGILL),
-    ("TRAP", libc::SIGTRAP),
-    ("ABRT", libc::SIGABRT),
-    ("IOT", libc::SIGIOT),
-    ("BUS", libc::SIGBUS),
-    ("FPE", libc::SIGFPE),
-    ("KILL", libc::SIGKILL),
-    ("USR1", libc::SIGUSR1),
-    ("SEGV", libc::SIGSEGV),
-    ("USR2", libc::SIGUSR2),
-    ("PIPE", libc::SIGPIPE),
-    ("ALRM", libc::SIGALRM),
-    ("TERM", libc::SIGTERM),
-    ("STKFLT", libc::SIGSTKFLT),
-    ("CHLD", libc::SIGCHLD),
-    ("CONT", libc::SIGCONT),
-    ("STOP", libc::SIGSTOP),
-    ("TSTP", libc::SIGTSTP),
-    ("TTIN", libc::SIGTTIN),
-    ("TTOU", libc::SIGTTOU),
-    ("URG", libc::SIGURG),
-    ("XCPU", libc::SIGXCPU),
-    ("XFSZ", libc::SIGXFSZ),
-    ("VTALRM", libc::SIGVTALRM),
-    ("PROF", libc::SIGPROF),
-    ("WINCH", libc::SIGWINCH),
-    ("IO", libc::SIGIO),
-    ("POLL", libc::SIGPOLL),
-    ("PWR", libc::SIGPWR),
-    ("SYS", libc::SIGSYS),
-];
-
 /// Parses a signal as images write it: `SIGTERM`, `TERM`, `sigterm`, `15`, `SIGRTMIN+3`.
 pub fn parse_signal(s: &str) -> Option<i32> {
     let s = s.trim();
@@ -159,7 +123,21 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         let n = libc::SIGRTMAX() - off;
         return (n >= libc::SIGRTMIN()).then_some(n);
     }
-    SIGNALS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    signal_by_name(name)
+}
+
+/// A standard signal by its name without the `SIG` prefix (`TERM`, `IOT`, `POLL`), from nix's
+/// table plus the two aliases it lacks.
+fn signal_by_name(name: &str) -> Option<i32> {
+    let name = match name {
+        "IOT" => "ABRT",
+        "POLL" => "IO",
+        other => other,
+    };
+    format!("SIG{name}")
+        .parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
 }
 
 /// The image's stop signal (default `SIGTERM`); an unparsable one is an error naming it.
@@ -293,6 +271,10 @@ mod tests {
         assert_eq!(parse_signal("term"), Some(15));
         assert_eq!(parse_signal("9"), Some(9));
         assert_eq!(parse_signal("SIGQUIT"), Some(3));
+        assert_eq!(parse_signal("SIGWINCH"), Some(libc::SIGWINCH));
+        assert_eq!(parse_signal("IOT"), Some(libc::SIGABRT));
+        assert_eq!(parse_signal("SIGPOLL"), Some(libc::SIGIO));
+        assert_eq!(parse_signal("SIGSTKFLT"), Some(libc::SIGSTKFLT));
         assert_eq!(parse_signal("SIGRTMIN+3"), Some(libc::SIGRTMIN() + 3));
         assert_eq!(parse_signal("SIGNOPE"), None);
         assert_eq!(parse_signal("0"), None);
