@@ -36,40 +36,12 @@ need_root
 CRICTL=$(ensure_crictl)
 export CRICTL
 WORK=$(mktemp -d /tmp/crius-scenario.XXXXXX)
-INSTANCE= STARTED_REGISTRY=0 EVENTS_PID= POD=
-PASS=0 FAIL=0 FINISHED=0
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
+EVENTS_PID=
+# shellcheck source=lib/scenario.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/scenario.sh"
+scenario_teardown() {
 	[[ -n $EVENTS_PID ]] && kill "$EVENTS_PID" 2>/dev/null && wait "$EVENTS_PID" 2>/dev/null
-	if [[ -n $POD ]]; then
-		cri stopp "$POD" >/dev/null 2>&1 || true
-		cri rmp -f "$POD" >/dev/null 2>&1 || true
-	fi
-	if [[ -n $INSTANCE ]]; then bash "$REPO/scripts/crius-instance.sh" stop "$INSTANCE" >&2 || rc=1; fi
-	((STARTED_REGISTRY)) && "$TESTENV/registry.sh" stop >/dev/null
-	rm -rf "$WORK"
-	# The closing line comes last, after the teardown's messages: CI reads it.
-	if ((!FINISHED)); then
-		echo "FAIL: the scenario stopped early (exit $rc)"
-		FAIL=$((FAIL + 1)) rc=1
-	fi
-	echo "$PASS passed, $FAIL failed"
-	exit "$rc"
-}
-# finish: end the scenario (the count is printed by cleanup, after the teardown).
-finish() { FINISHED=1; ((FAIL == 0)) && exit 0; exit 1; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-cri() { timeout 120 "$CRICTL" --config "$WORK/crictl.yaml" --runtime-endpoint "$ENDPOINT" --image-endpoint "$ENDPOINT" --timeout 30s "$@"; }
-pass() { PASS=$((PASS + 1)); echo "PASS: $*"; }
-fail() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-skip() { echo "SKIP: $*"; }
-check() { # check "description" command...: PASS when the command succeeds (its stdout dropped)
-	local d=$1; shift
-	if "$@" >/dev/null 2>"$WORK/check.err"; then pass "$d"; else fail "$d: $(tail -c 300 "$WORK/check.err")"; fi
+	return 0
 }
 # jget FILE EXPR: a field of a JSON file (python expression on `d`), empty when missing.
 jget() { python3 -c 'import json,sys
@@ -79,30 +51,9 @@ except Exception:
     v = ""
 print("" if v is None else v)' "$1" "$2"; }
 inspect_to() { cri inspect -o json "$1" >"$WORK/$2.json" 2>"$WORK/$2.err" || : >"$WORK/$2.json"; }
-state_of() { inspect_to "$1" st; jget "$WORK/st.json" 'd["status"]["state"]'; }
-# wait_state ID STATE SECONDS: polls ContainerStatus until the state is reached.
-wait_state() {
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		[[ $(state_of "$1") == "$2" ]] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # --- the runtime -------------------------------------------------------------
-if [[ -n $TESTENV ]] && ! registry_up; then "$TESTENV/registry.sh" start >&2; STARTED_REGISTRY=1; fi
-if [[ -n $TESTENV ]]; then "$TESTENV/images.sh" >"$WORK/images.log" 2>&1 || die "images.sh failed: $(tail -3 "$WORK/images.log")"; fi
-if [[ -z $ENDPOINT ]]; then
-	INSTANCE=$(mktemp -d /tmp/crius-scenario-instance.XXXXXX)
-	bash "$REPO/scripts/crius-instance.sh" start "$INSTANCE" >&2 || { fail "crius starts and answers the CRI"; finish; }
-	# shellcheck disable=SC1091
-	source "$INSTANCE/env"
-	ENDPOINT=$CRIUS_ENDPOINT
-	RESTART_CMD="bash $REPO/scripts/crius-instance.sh restart $INSTANCE"
-fi
-printf 'runtime-endpoint: %s\nimage-endpoint: %s\ntimeout: 30\n' "$ENDPOINT" "$ENDPOINT" >"$WORK/crictl.yaml"
-echo "crictl scenario against $ENDPOINT ($("$CRICTL" --version))"
+scenario_runtime crictl
 
 # --- specs -------------------------------------------------------------------
 mkdir -p "$WORK/logs"

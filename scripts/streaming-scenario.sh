@@ -34,53 +34,11 @@ need_root
 CRICTL=$(ensure_crictl)
 export CRICTL
 WORK=$(mktemp -d /tmp/crius-streaming.XXXXXX)
-INSTANCE= STARTED_REGISTRY=0 PF_PID= POD=
-PASS=0 FAIL=0 FINISHED=0
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
+PF_PID= RESTART_CMD=
+# shellcheck source=lib/scenario.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/scenario.sh"
+scenario_teardown() {
 	if [[ -n $PF_PID ]]; then kill "$PF_PID" 2>/dev/null || true; wait "$PF_PID" 2>/dev/null || true; fi
-	if [[ -n $POD ]]; then
-		cri stopp "$POD" >/dev/null 2>&1 || true
-		cri rmp -f "$POD" >/dev/null 2>&1 || true
-	fi
-	if [[ -n $INSTANCE ]]; then bash "$REPO/scripts/crius-instance.sh" stop "$INSTANCE" >&2 || rc=1; fi
-	((STARTED_REGISTRY)) && "$TESTENV/registry.sh" stop >/dev/null
-	rm -rf "$WORK"
-	# The closing line comes last, after the teardown's messages: CI reads it.
-	if ((!FINISHED)); then
-		echo "FAIL: the scenario stopped early (exit $rc)"
-		FAIL=$((FAIL + 1)) rc=1
-	fi
-	echo "$PASS passed, $FAIL failed"
-	exit "$rc"
-}
-# finish: end the scenario (the count is printed by cleanup, after the teardown).
-finish() { FINISHED=1; ((FAIL == 0)) && exit 0; exit 1; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-cri() { timeout 120 "$CRICTL" --config "$WORK/crictl.yaml" --runtime-endpoint "$ENDPOINT" --image-endpoint "$ENDPOINT" --timeout 30s "$@"; }
-pass() { PASS=$((PASS + 1)); echo "PASS: $*"; }
-fail() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-check() { # check "description" command...: PASS when the command succeeds (its stdout dropped)
-	local d=$1; shift
-	if "$@" >/dev/null 2>"$WORK/check.err"; then pass "$d"; else fail "$d: $(tail -c 300 "$WORK/check.err")"; fi
-}
-state_of() {
-	cri inspect -o json "$1" 2>/dev/null | python3 -c 'import json,sys
-try: print(json.load(sys.stdin)["status"]["state"])
-except Exception: print("")'
-}
-# wait_state ID STATE SECONDS: polls ContainerStatus until the state is reached.
-wait_state() {
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		[[ $(state_of "$1") == "$2" ]] && return 0
-		sleep 0.1
-	done
-	return 1
 }
 oneline() { tr -d '\r' <"$1" | tr '\n' ' ' | tail -c 400; }
 
@@ -124,17 +82,7 @@ EOF
 in_pty() { python3 "$WORK/in_pty.py" "$@"; }
 
 # --- the runtime -------------------------------------------------------------
-if [[ -n $TESTENV ]] && ! registry_up; then "$TESTENV/registry.sh" start >&2; STARTED_REGISTRY=1; fi
-if [[ -n $TESTENV ]]; then "$TESTENV/images.sh" >"$WORK/images.log" 2>&1 || die "images.sh failed: $(tail -3 "$WORK/images.log")"; fi
-if [[ -z $ENDPOINT ]]; then
-	INSTANCE=$(mktemp -d /tmp/crius-scenario-instance.XXXXXX)
-	bash "$REPO/scripts/crius-instance.sh" start "$INSTANCE" >&2 || { fail "crius starts and answers the CRI"; finish; }
-	# shellcheck disable=SC1091
-	source "$INSTANCE/env"
-	ENDPOINT=$CRIUS_ENDPOINT
-fi
-printf 'runtime-endpoint: %s\nimage-endpoint: %s\ntimeout: 30\n' "$ENDPOINT" "$ENDPOINT" >"$WORK/crictl.yaml"
-echo "streaming scenario against $ENDPOINT ($("$CRICTL" --version))"
+scenario_runtime streaming
 CRI=("$CRICTL" --config "$WORK/crictl.yaml" --runtime-endpoint "$ENDPOINT" --image-endpoint "$ENDPOINT" --timeout 30s)
 
 # --- specs -------------------------------------------------------------------
