@@ -100,7 +100,7 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<ContainerSpec> {
         env.push("TERM=xterm".to_string());
     }
     let cwd = process::working_dir(config, image)?;
-    let stop_signal = process::stop_signal(image)?;
+    let stop_signal = process::stop_signal(config, image)?;
 
     let mut capabilities = caps::container_capabilities(
         privileged,

@@ -66,7 +66,7 @@ pub use features::{
 };
 pub use mounts::{clean_container_path, uncovered_image_volumes};
 pub use namespaces::pid_namespace_target;
-pub use process::{parse_signal, DEFAULT_PATH};
+pub use process::{cri_signal, parse_signal, signal_to_cri, DEFAULT_PATH};
 pub use resources::{linux_resources, oom_score_adj, own_oom_score_adj};
 pub use sandbox::{sandbox_spec, PAUSE_ID, PAUSE_PATH};
 pub use seccomp::{

@@ -299,6 +299,17 @@ pub fn cri_mounts(
             // AT_RECURSIVE so every submount is read-only too.
             options.push("rro");
         }
+        for o in &m.mount_options {
+            match o.as_str() {
+                "noexec" | "nodev" | "nosuid" => options.push(o.as_str()),
+                other => {
+                    return Err(SpecError::field(
+                        field("mount_options"),
+                        format!("unsupported option {other:?} (noexec, nodev, nosuid are)"),
+                    ))
+                }
+            }
+        }
         out.push(mount(&dest, "bind", host, &options));
     }
     Ok((out, rootfs_prop))
@@ -484,6 +495,30 @@ mod tests {
             "symlink followed"
         );
         assert_eq!(opts(&m[1]), ["rbind", "rprivate", "rw"]);
+    }
+
+    #[test]
+    fn cri_mount_options() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = dir.path().display().to_string();
+        let mut m = cri_mount(&host, "/d", false, MountPropagation::PropagationPrivate);
+        m.mount_options = vec!["noexec".into(), "nosuid".into(), "nodev".into()];
+        let cfg = ContainerConfig {
+            mounts: vec![m.clone()],
+            ..Default::default()
+        };
+        let (out, _) = cri_mounts(&cfg, false, true).expect("mounts");
+        assert_eq!(
+            opts(&out[0]),
+            ["rbind", "rprivate", "rw", "noexec", "nosuid", "nodev"]
+        );
+        m.mount_options = vec!["suid".into()];
+        let cfg = ContainerConfig {
+            mounts: vec![m],
+            ..Default::default()
+        };
+        let err = cri_mounts(&cfg, false, true).expect_err("suid refused");
+        assert!(err.to_string().contains("mount_options"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The container process: command line, environment, working directory, stop signal.
 
-use k8s_cri::v1::{ContainerConfig, KeyValue};
+use k8s_cri::v1::{ContainerConfig, KeyValue, Signal};
 use oci_spec::image::Config as ImageConfig;
 
 use crate::error::{Result, SpecError};
@@ -68,7 +68,10 @@ pub fn environment(
                 format!("invalid variable name {:?}", kv.key),
             ));
         }
-        set(&mut env, &kv.key, &kv.value);
+        let value = std::str::from_utf8(&kv.value).map_err(|_| {
+            SpecError::field("envs", format!("value of {:?} is not valid UTF-8", kv.key))
+        })?;
+        set(&mut env, &kv.key, value);
     }
     if let Some(home) = home {
         if !has(&env, "HOME") {
@@ -127,11 +130,12 @@ pub fn parse_signal(s: &str) -> Option<i32> {
 }
 
 /// A standard signal by its name without the `SIG` prefix (`TERM`, `IOT`, `POLL`), from nix's
-/// table plus the two aliases it lacks.
+/// table plus the three aliases it lacks.
 fn signal_by_name(name: &str) -> Option<i32> {
     let name = match name {
         "IOT" => "ABRT",
         "POLL" => "IO",
+        "CLD" => "CHLD",
         other => other,
     };
     format!("SIG{name}")
@@ -140,8 +144,35 @@ fn signal_by_name(name: &str) -> Option<i32> {
         .map(|s| s as i32)
 }
 
-/// The image's stop signal (default `SIGTERM`); an unparsable one is an error naming it.
-pub fn stop_signal(image: Option<&ImageConfig>) -> Result<i32> {
+/// The signal a CRI `Signal` enum value names (`SIGNAL_SIGRTMINPLUS3` is `SIGRTMIN+3`);
+/// `None` for `SIGNAL_RUNTIME_DEFAULT` and for values the enum does not have.
+pub fn cri_signal(value: i32) -> Option<i32> {
+    let name = Signal::try_from(value)
+        .ok()?
+        .as_str_name()
+        .strip_prefix("SIGNAL_")?;
+    parse_signal(&name.replace("PLUS", "+").replace("MINUS", "-"))
+}
+
+/// The CRI `Signal` enum value of a signal number (the first name in the enum's order when a
+/// number has aliases, e.g. `SIGABRT` over `SIGIOT`); `SIGNAL_RUNTIME_DEFAULT` for none.
+pub fn signal_to_cri(signal: i32) -> i32 {
+    (1..=Signal::Sigrtmax as i32)
+        .find(|&v| cri_signal(v) == Some(signal))
+        .unwrap_or(Signal::RuntimeDefault as i32)
+}
+
+/// The container's stop signal: the CRI config's `stop_signal` when set, else the image's
+/// `StopSignal`, else `SIGTERM`. An unknown value in either is an error naming it.
+pub fn stop_signal(config: &ContainerConfig, image: Option<&ImageConfig>) -> Result<i32> {
+    if config.stop_signal != Signal::RuntimeDefault as i32 {
+        return cri_signal(config.stop_signal).ok_or_else(|| {
+            SpecError::field(
+                "stop_signal",
+                format!("unknown signal value {}", config.stop_signal),
+            )
+        });
+    }
     match image
         .and_then(|i| i.stop_signal().clone())
         .filter(|s| !s.trim().is_empty())
@@ -278,16 +309,35 @@ mod tests {
         assert_eq!(parse_signal("SIGRTMIN+3"), Some(libc::SIGRTMIN() + 3));
         assert_eq!(parse_signal("SIGNOPE"), None);
         assert_eq!(parse_signal("0"), None);
-        assert_eq!(stop_signal(None).expect("default"), 15);
+        assert_eq!(cri_signal(Signal::Sigterm as i32), Some(libc::SIGTERM));
+        assert_eq!(
+            cri_signal(Signal::Sigrtminplus3 as i32),
+            Some(libc::SIGRTMIN() + 3)
+        );
+        assert_eq!(
+            cri_signal(Signal::Sigrtmaxminus1 as i32),
+            Some(libc::SIGRTMAX() - 1)
+        );
+        assert_eq!(cri_signal(Signal::RuntimeDefault as i32), None);
+        assert_eq!(cri_signal(999), None);
+        assert_eq!(signal_to_cri(libc::SIGKILL), Signal::Sigkill as i32);
+        assert_eq!(signal_to_cri(libc::SIGABRT), Signal::Sigabrt as i32);
+        assert_eq!(signal_to_cri(libc::SIGRTMAX()), Signal::Sigrtmax as i32);
+        for v in 1..=Signal::Sigrtmax as i32 {
+            let n = cri_signal(v).expect("every enum value names a signal");
+            assert_eq!(cri_signal(signal_to_cri(n)), Some(n));
+        }
+        let cfg = ContainerConfig::default();
+        assert_eq!(stop_signal(&cfg, None).expect("default"), 15);
         let img = ConfigBuilder::default()
             .stop_signal("SIGINT")
             .build()
             .expect("img");
-        assert_eq!(stop_signal(Some(&img)).expect("int"), 2);
+        assert_eq!(stop_signal(&cfg, Some(&img)).expect("int"), 2);
         let bad = ConfigBuilder::default()
             .stop_signal("SIGFOO")
             .build()
             .expect("img");
-        assert!(stop_signal(Some(&bad)).is_err());
+        assert!(stop_signal(&cfg, Some(&bad)).is_err());
     }
 }

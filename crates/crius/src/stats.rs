@@ -47,6 +47,7 @@ pub fn cpu_usage(rel: &str) -> Option<cri::CpuUsage> {
         timestamp: now_ns(),
         usage_core_nano_seconds: Some(cri::UInt64Value { value: ns }),
         usage_nano_cores: None,
+        psi: None,
     })
 }
 
@@ -83,6 +84,7 @@ pub fn memory_usage(rel: &str) -> Option<cri::MemoryUsage> {
         rss_bytes: v(rss),
         page_faults: v(faults),
         major_page_faults: v(major),
+        psi: None,
     })
 }
 
@@ -127,6 +129,7 @@ impl Crius {
                 inodes_used: Some(cri::UInt64Value { value: inodes }),
             }),
             swap: None,
+            io: None,
         }
     }
 
@@ -170,6 +173,7 @@ impl Crius {
                     timestamp: ts,
                     usage_core_nano_seconds: cpu,
                     usage_nano_cores: None,
+                    psi: None,
                 }),
                 memory: Some(cri::MemoryUsage {
                     timestamp: ts,
@@ -180,6 +184,7 @@ impl Crius {
                 network: None,
                 process: None,
                 containers,
+                io: None,
             }),
             windows: None,
         }

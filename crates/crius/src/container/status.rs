@@ -48,6 +48,7 @@ pub fn container_status(rec: &ContainerRecord) -> cri::ContainerStatus {
                     supplemental_groups: gids.iter().copied().map(i64::from).collect(),
                 }),
             }),
+        stop_signal: crius_spec::signal_to_cri(rec.stop_signal),
     }
 }
 

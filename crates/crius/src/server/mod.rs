@@ -43,7 +43,14 @@ pub mod start_container;
 pub mod status;
 pub mod stop_container;
 pub mod stop_pod_sandbox;
+pub mod stream_container_stats;
+pub mod stream_containers;
+pub mod stream_images;
+pub mod stream_pod_sandbox_metrics;
+pub mod stream_pod_sandbox_stats;
+pub mod stream_pod_sandboxes;
 pub mod update_container_resources;
+pub mod update_pod_sandbox_resources;
 pub mod update_runtime_config;
 pub mod version;
 
@@ -79,9 +86,14 @@ where
 }
 
 /// Generates a service impl whose listed methods delegate to `<module>::handle` (the macro
-/// emits the whole impl so that `async_trait` sees the generated methods).
+/// emits the whole impl so that `async_trait` sees the generated methods). The `streams` list is
+/// the Stream* list calls: their handler lists and chunks, and the messages are sent in order.
 macro_rules! delegate {
-    (impl $trait:ident for $ty:ident { $($method:ident : $module:ident ($req:ty) -> $resp:ty;)* } { $($extra:tt)* }) => {
+    (impl $trait:ident for $ty:ident {
+        $($method:ident : $module:ident ($req:ty) -> $resp:ty;)*
+    } streams {
+        $($smethod:ident : $smodule:ident ($sreq:ty) -> $stream:ident ($sresp:ty);)*
+    } { $($extra:tt)* }) => {
         #[tonic::async_trait]
         impl $trait for $ty {
             $(
@@ -90,10 +102,43 @@ macro_rules! delegate {
                     run(&self.0, stringify!($method), move |c| $module::handle(c, r)).await
                 }
             )*
+            $(
+                type $stream = ListStream<$sresp>;
+
+                async fn $smethod(
+                    &self,
+                    request: Request<$sreq>,
+                ) -> std::result::Result<Response<Self::$stream>, Status> {
+                    let r = request.into_inner();
+                    let msgs = run(&self.0, stringify!($smethod), move |c| $smodule::handle(c, r))
+                        .await?
+                        .into_inner();
+                    Ok(Response::new(Box::pin(tokio_stream::iter(msgs.into_iter().map(Ok)))))
+                }
+            )*
             $($extra)*
         }
     };
 }
+
+/// Items per message of the Stream* list calls: small enough that a chunk of the largest CRI
+/// objects stays far below gRPC's 4 MiB default message limit.
+pub const STREAM_CHUNK: usize = 256;
+
+/// Splits a list into messages of at most [`STREAM_CHUNK`] items (none for an empty list: every
+/// message carries at least one item).
+pub fn chunks<T, M>(items: Vec<T>, wrap: impl Fn(Vec<T>) -> M) -> Vec<M> {
+    let mut out = Vec::with_capacity(items.len().div_ceil(STREAM_CHUNK));
+    let mut it = items.into_iter().peekable();
+    while it.peek().is_some() {
+        out.push(wrap(it.by_ref().take(STREAM_CHUNK).collect()));
+    }
+    out
+}
+
+/// The response stream of a Stream* list call.
+pub type ListStream<M> =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = std::result::Result<M, Status>> + Send>>;
 
 fn unimplemented<T>(what: &str) -> std::result::Result<Response<T>, Status> {
     Err(Error::Unimplemented(format!("{what} is not implemented by crius")).into())
@@ -128,7 +173,28 @@ delegate! {
         runtime_config: runtime_config(cri::RuntimeConfigRequest) -> cri::RuntimeConfigResponse;
         list_metric_descriptors: list_metric_descriptors(cri::ListMetricDescriptorsRequest) -> cri::ListMetricDescriptorsResponse;
         list_pod_sandbox_metrics: list_pod_sandbox_metrics(cri::ListPodSandboxMetricsRequest) -> cri::ListPodSandboxMetricsResponse;
+        update_pod_sandbox_resources: update_pod_sandbox_resources(cri::UpdatePodSandboxResourcesRequest) -> cri::UpdatePodSandboxResourcesResponse;
+    } streams {
+        stream_pod_sandboxes: stream_pod_sandboxes(cri::StreamPodSandboxesRequest) -> StreamPodSandboxesStream(cri::StreamPodSandboxesResponse);
+        stream_containers: stream_containers(cri::StreamContainersRequest) -> StreamContainersStream(cri::StreamContainersResponse);
+        stream_container_stats: stream_container_stats(cri::StreamContainerStatsRequest) -> StreamContainerStatsStream(cri::StreamContainerStatsResponse);
+        stream_pod_sandbox_stats: stream_pod_sandbox_stats(cri::StreamPodSandboxStatsRequest) -> StreamPodSandboxStatsStream(cri::StreamPodSandboxStatsResponse);
+        stream_pod_sandbox_metrics: stream_pod_sandbox_metrics(cri::StreamPodSandboxMetricsRequest) -> StreamPodSandboxMetricsStream(cri::StreamPodSandboxMetricsResponse);
     } {
+
+    async fn checkpoint_pod(
+        &self,
+        _r: Request<cri::CheckpointPodRequest>,
+    ) -> std::result::Result<Response<cri::CheckpointPodResponse>, Status> {
+        unimplemented("CheckpointPod")
+    }
+
+    async fn restore_pod(
+        &self,
+        _r: Request<cri::RestorePodRequest>,
+    ) -> std::result::Result<Response<cri::RestorePodResponse>, Status> {
+        unimplemented("RestorePod")
+    }
 
     async fn checkpoint_container(
         &self,
@@ -155,5 +221,7 @@ delegate! {
         pull_image: pull_image(cri::PullImageRequest) -> cri::PullImageResponse;
         remove_image: remove_image(cri::RemoveImageRequest) -> cri::RemoveImageResponse;
         image_fs_info: image_fs_info(cri::ImageFsInfoRequest) -> cri::ImageFsInfoResponse;
+    } streams {
+        stream_images: stream_images(cri::StreamImagesRequest) -> StreamImagesStream(cri::StreamImagesResponse);
     } {}
 }

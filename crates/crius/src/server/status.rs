@@ -65,6 +65,9 @@ pub async fn handle(c: Arc<Crius>, r: cri::StatusRequest) -> Result<cri::StatusR
         runtime_handlers,
         features: Some(cri::RuntimeFeatures {
             supplemental_groups_policy: crius_spec::SUPPLEMENTAL_GROUPS_POLICY_SUPPORTED,
+            // noexec, nodev and nosuid on CRI bind mounts (crius_spec::cri_mounts).
+            mount_options: true,
+            user_namespaces_host_network: false,
         }),
     })
 }
