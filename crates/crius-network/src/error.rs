@@ -28,6 +28,20 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// User namespace mappings that cannot be used (empty, overflowing, no container ID 0).
+    #[error("invalid user namespace mappings: {0}")]
+    InvalidUserns(String),
+
+    /// Creating a user namespace (its helper process or its ID maps) failed.
+    #[error("user namespace: {step}: {source}")]
+    Userns {
+        /// What was being done.
+        step: String,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+
     /// Entering a pinned network namespace failed.
     #[error("enter network namespace {path}: {step}: {source}")]
     EnterNetns {

@@ -2,6 +2,8 @@
 //!
 //! - [`namespace`]: create a pod's network, IPC and UTS namespaces without a long-running
 //!   process, remove them, and run code inside a pod's network namespace.
+//! - [`userns`]: the user namespace of a pod with `userns_options` mode POD (made by a helper
+//!   process, owning the pod's other namespaces).
 //! - [`cni`]: load the CNI network config, run the plugin chain on pod setup/teardown (with an
 //!   on-disk result cache so teardown works after a daemon restart), and report network status.
 
@@ -10,6 +12,7 @@
 pub mod cni;
 mod error;
 pub mod namespace;
+pub mod userns;
 
 pub use cni::{
     Cni, CniOptions, DnsConfig, PodNetwork, PodNetworkStatus, PortMapping, Protocol,
@@ -17,6 +20,7 @@ pub use cni::{
 };
 pub use error::{Error, Result};
 pub use namespace::{NamespaceDirs, NamespaceSet, PodNamespaces};
+pub use userns::{IdRange, UsernsMappings, UsernsProcess};
 
 /// Checks that a pod ID is safe as a file name and valid as a CNI container ID.
 pub(crate) fn check_pod_id(id: &str) -> Result<()> {

@@ -1,10 +1,16 @@
-//! Pod namespaces (network, IPC, UTS) kept alive by bind mounts instead of a pause process.
+//! Pod namespaces (network, IPC, UTS, and user for pods with a user namespace) kept alive by
+//! bind mounts instead of a pause process.
 //!
 //! A namespace is created by `unshare(2)` on a throwaway OS thread (never a tokio worker), which
 //! then bind-mounts `/proc/thread-self/ns/<kind>` onto a file under a caller-given directory and
 //! exits. The mount keeps the namespace alive; unmounting it (and the last process leaving) frees
 //! it. Because the thread that changed namespaces always exits, no thread of the daemon is ever
 //! left in a pod's namespace.
+//!
+//! With a user namespace ([`create_with_userns`]) the namespaces come from a helper process
+//! instead (see [`crate::userns`]): the thread `setns`es into the helper's net/IPC/UTS
+//! namespaces (owned by the new user namespace) rather than unsharing, and the user namespace
+//! is pinned from `/proc/<helper>/ns/user`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -20,11 +26,12 @@ use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 use nix::sys::statfs::{statfs, NSFS_MAGIC};
 
+use crate::userns::{UsernsMappings, UsernsProcess};
 use crate::{check_pod_id, Error, Result};
 
 /// The directories that hold the pin files, one per namespace kind.
 ///
-/// A pod's pins are `<net>/<pod-id>`, `<ipc>/<pod-id>` and `<uts>/<pod-id>`.
+/// A pod's pins are `<net>/<pod-id>`, `<ipc>/<pod-id>`, `<uts>/<pod-id>` and `<user>/<pod-id>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceDirs {
     /// Directory for network namespace pins.
@@ -33,26 +40,31 @@ pub struct NamespaceDirs {
     pub ipc: PathBuf,
     /// Directory for UTS namespace pins.
     pub uts: PathBuf,
+    /// Directory for user namespace pins.
+    pub user: PathBuf,
 }
 
 impl NamespaceDirs {
-    /// `<root>/netns`, `<root>/ipcns` and `<root>/utsns` (e.g. with root = the daemon's runroot).
+    /// `<root>/netns`, `<root>/ipcns`, `<root>/utsns` and `<root>/userns` (e.g. with root = the
+    /// daemon's runroot).
     pub fn under(root: impl AsRef<Path>) -> Self {
         let root = root.as_ref();
         Self {
             net: root.join("netns"),
             ipc: root.join("ipcns"),
             uts: root.join("utsns"),
+            user: root.join("userns"),
         }
     }
 
-    /// The pin paths of all three namespaces of a pod, whether or not they exist.
+    /// The pin paths of all four namespaces of a pod, whether or not they exist.
     pub fn paths(&self, pod_id: &str) -> Result<PodNamespaces> {
         check_pod_id(pod_id)?;
         Ok(PodNamespaces {
             net: Some(self.net.join(pod_id)),
             ipc: Some(self.ipc.join(pod_id)),
             uts: Some(self.uts.join(pod_id)),
+            user: Some(self.user.join(pod_id)),
         })
     }
 }
@@ -86,6 +98,9 @@ pub struct PodNamespaces {
     pub ipc: Option<PathBuf>,
     /// The UTS namespace pin.
     pub uts: Option<PathBuf>,
+    /// The user namespace pin (pods with a user namespace only); the other namespaces of the
+    /// pod are owned by it.
+    pub user: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy)]
@@ -117,6 +132,8 @@ struct CreateJob {
     pod: String,
     pins: Vec<(Kind, PathBuf, PathBuf)>,
     hostname: Option<String>,
+    /// The user namespace's mappings, pin directory and pin.
+    userns: Option<(UsernsMappings, PathBuf, PathBuf)>,
 }
 
 impl CreateJob {
@@ -125,8 +142,12 @@ impl CreateJob {
         pod_id: &str,
         which: NamespaceSet,
         hostname: Option<&str>,
+        userns: Option<&UsernsMappings>,
     ) -> Result<Self> {
         check_pod_id(pod_id)?;
+        if let Some(m) = userns {
+            m.validate()?;
+        }
         let hostname = match hostname {
             Some(h) if which.uts => {
                 if h.is_empty() || h.len() > 64 || h.contains('\0') {
@@ -150,6 +171,7 @@ impl CreateJob {
             pod: pod_id.to_string(),
             pins,
             hostname,
+            userns: userns.map(|m| (*m, dirs.user.clone(), dirs.user.join(pod_id))),
         })
     }
 
@@ -163,12 +185,13 @@ impl CreateJob {
             };
             *slot = Some(pin.clone());
         }
+        out.user = self.userns.as_ref().map(|(_, _, pin)| pin.clone());
         out
     }
 
     /// Runs on a throwaway thread: the unshare changes only this thread, which then exits.
     fn run(self) -> Result<PodNamespaces> {
-        if self.pins.is_empty() {
+        if self.pins.is_empty() && self.userns.is_none() {
             return Ok(PodNamespaces::default());
         }
         let mut created = Vec::new();
@@ -189,7 +212,8 @@ impl CreateJob {
             let pod = self.pod.clone();
             move |source: io::Error| Error::Namespace { pod, step, source }
         };
-        for (_, dir, pin) in &self.pins {
+        let user_pin = self.userns.as_ref().map(|(_, dir, pin)| (dir, pin));
+        for (dir, pin) in self.pins.iter().map(|(_, d, p)| (d, p)).chain(user_pin) {
             ensure_pin_dir(dir).map_err(err(format!("prepare pin dir {}", dir.display())))?;
             OpenOptions::new()
                 .write(true)
@@ -210,7 +234,15 @@ impl CreateJob {
         let flags = originals
             .iter()
             .fold(CloneFlags::empty(), |f, (_, flag)| f | *flag);
-        unshare(flags).map_err(|e| err("unshare namespaces".into())(e.into()))?;
+        // With a user namespace, a helper process holds the new namespaces: keep it alive
+        // until they are pinned (dropping it kills it).
+        let _helper = match &self.userns {
+            None => {
+                unshare(flags).map_err(|e| err("unshare namespaces".into())(e.into()))?;
+                None
+            }
+            Some((map, _, pin)) => Some(self.enter_helper(map, pin, flags, &err)?),
+        };
         let outcome = self.pin_current(&err);
         for (file, flag) in &originals {
             if let Err(e) = setns(file, *flag) {
@@ -218,6 +250,44 @@ impl CreateJob {
             }
         }
         outcome
+    }
+
+    /// Makes the user namespace helper (with the `flags` namespaces owned by its user
+    /// namespace), pins its user namespace on `pin` and moves this thread into its other
+    /// namespaces.
+    fn enter_helper<E>(
+        &self,
+        map: &UsernsMappings,
+        pin: &Path,
+        flags: CloneFlags,
+        err: &impl Fn(String) -> E,
+    ) -> Result<UsernsProcess>
+    where
+        E: FnOnce(io::Error) -> Error,
+    {
+        let helper = UsernsProcess::spawn(map, flags)?;
+        let src = helper.ns_path("user");
+        mount(
+            Some(src.as_path()),
+            pin,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            err(format!(
+                "bind-mount {} onto {}",
+                src.display(),
+                pin.display()
+            ))(e.into())
+        })?;
+        for (kind, _, _) in &self.pins {
+            let path = helper.ns_path(kind.proc_name());
+            let file = File::open(&path).map_err(err(format!("open {}", path.display())))?;
+            setns(&file, kind.flag())
+                .map_err(|e| err(format!("setns {}", path.display()))(e.into()))?;
+        }
+        Ok(helper)
     }
 
     /// Sets the hostname, brings `lo` up and bind-mounts this thread's new namespaces.
@@ -344,7 +414,19 @@ pub fn create_blocking(
     which: NamespaceSet,
     hostname: Option<&str>,
 ) -> Result<PodNamespaces> {
-    let job = CreateJob::new(dirs, pod_id, which, hostname)?;
+    create_with_userns_blocking(dirs, pod_id, which, hostname, None)
+}
+
+/// [`create_blocking`], and with `userns` also a new user namespace with those mappings, pinned
+/// too, that owns the pod's other new namespaces.
+pub fn create_with_userns_blocking(
+    dirs: &NamespaceDirs,
+    pod_id: &str,
+    which: NamespaceSet,
+    hostname: Option<&str>,
+    userns: Option<&UsernsMappings>,
+) -> Result<PodNamespaces> {
+    let job = CreateJob::new(dirs, pod_id, which, hostname, userns)?;
     let pod = job.pod.clone();
     thread::Builder::new()
         .name("crius-ns-pin".into())
@@ -364,7 +446,18 @@ pub async fn create(
     which: NamespaceSet,
     hostname: Option<&str>,
 ) -> Result<PodNamespaces> {
-    let job = CreateJob::new(dirs, pod_id, which, hostname)?;
+    create_with_userns(dirs, pod_id, which, hostname, None).await
+}
+
+/// Async form of [`create_with_userns_blocking`].
+pub async fn create_with_userns(
+    dirs: &NamespaceDirs,
+    pod_id: &str,
+    which: NamespaceSet,
+    hostname: Option<&str>,
+    userns: Option<&UsernsMappings>,
+) -> Result<PodNamespaces> {
+    let job = CreateJob::new(dirs, pod_id, which, hostname, userns)?;
     let pod = job.pod.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     thread::Builder::new()
@@ -378,12 +471,17 @@ pub async fn create(
     })?
 }
 
-/// Unmounts and deletes all of a pod's pins (net, ipc, uts). Idempotent: missing pins are fine,
+/// Unmounts and deletes all of a pod's pins (net, ipc, uts, user). Idempotent: missing pins are fine,
 /// so it works after a daemon restart from the paths alone.
 pub fn remove_blocking(dirs: &NamespaceDirs, pod_id: &str) -> Result<()> {
     let paths = dirs.paths(pod_id)?;
     let mut first_err = None;
-    for pin in [paths.net, paths.ipc, paths.uts].into_iter().flatten() {
+    // The user namespace last: the others are owned by it (the kernel keeps it alive for them
+    // anyway, so the order is only tidiness).
+    for pin in [paths.net, paths.ipc, paths.uts, paths.user]
+        .into_iter()
+        .flatten()
+    {
         if let Err(e) = unpin(pod_id, &pin) {
             first_err.get_or_insert(e);
         }

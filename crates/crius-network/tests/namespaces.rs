@@ -29,7 +29,12 @@ impl Dirs {
 
 impl Drop for Dirs {
     fn drop(&mut self) {
-        for dir in [&self.dirs.net, &self.dirs.ipc, &self.dirs.uts] {
+        for dir in [
+            &self.dirs.net,
+            &self.dirs.ipc,
+            &self.dirs.uts,
+            &self.dirs.user,
+        ] {
             if let Ok(entries) = fs::read_dir(dir) {
                 for e in entries.flatten() {
                     let _ = umount2(&e.path(), MntFlags::MNT_DETACH);
@@ -73,7 +78,11 @@ async fn create_pins_sets_hostname_brings_lo_up_and_remove_is_idempotent() {
         pins.ipc.clone().unwrap(),
         pins.uts.clone().unwrap(),
     );
-    assert_eq!(pins, d.dirs.paths(&id).unwrap());
+    let without_user = namespace::PodNamespaces {
+        user: None,
+        ..d.dirs.paths(&id).unwrap()
+    };
+    assert_eq!(pins, without_user);
     for (pin, own) in [
         (&net, "/proc/self/ns/net"),
         (&ipc, "/proc/self/ns/ipc"),
@@ -223,4 +232,97 @@ async fn connect_tcp_reaches_a_listener_inside_the_pod_netns_only() {
     let err = namespace::connect_tcp(&net, addr).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
     namespace::remove(&d.dirs, &id).await.unwrap();
+}
+
+/// The inode of the user namespace that owns the namespace file `path` (NS_GET_USERNS).
+fn owner_userns_ino(path: &Path) -> u64 {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let f = fs::File::open(path).unwrap();
+    // NS_GET_USERNS = _IO(0xb7, 0x1)
+    // SAFETY: the ioctl takes no argument and returns a new fd, which we own.
+    let fd = unsafe { libc::ioctl(f.as_raw_fd(), 0xb701) };
+    assert!(fd >= 0, "NS_GET_USERNS {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just returned to us by the kernel.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    fs::File::from(owned).metadata().unwrap().ino()
+}
+
+#[tokio::test]
+async fn userns_pod_namespaces_are_owned_by_its_pinned_user_namespace() {
+    use crius_network::{IdRange, UsernsMappings};
+    let d = Dirs::new();
+    let id = unique_id("ns-user");
+    let map = UsernsMappings {
+        uids: IdRange {
+            container_id: 0,
+            host_id: 1000,
+            size: 100000,
+        },
+        gids: IdRange {
+            container_id: 0,
+            host_id: 2000,
+            size: 65536,
+        },
+    };
+    let pins =
+        namespace::create_with_userns(&d.dirs, &id, NamespaceSet::ALL, Some("uh"), Some(&map))
+            .await
+            .unwrap();
+    assert_eq!(pins, d.dirs.paths(&id).unwrap());
+    let user = pins.user.clone().unwrap();
+    assert!(namespace::is_pinned(&user));
+    assert_ne!(ino(&user), ino(Path::new("/proc/self/ns/user")));
+    for pin in [&pins.net, &pins.ipc, &pins.uts] {
+        let pin = pin.as_ref().unwrap();
+        assert!(namespace::is_pinned(pin), "{}", pin.display());
+        assert_eq!(owner_userns_ino(pin), ino(&user), "{}", pin.display());
+    }
+    // A process entering the user namespace sees the maps, the hostname, and can join the
+    // pod's net namespace (only possible because the user namespace owns it).
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--user={}", user.display()))
+        .arg(format!("--net={}", pins.net.as_ref().unwrap().display()))
+        .arg(format!("--uts={}", pins.uts.as_ref().unwrap().display()))
+        .args([
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; hostname",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(words, ["0", "1000", "100000", "0", "2000", "65536", "uh"]);
+    // No helper process is left: nothing but the pins holds the namespaces.
+    namespace::remove(&d.dirs, &id).await.unwrap();
+    assert!(!user.exists() && !mounted(&user));
+    assert!(!pins.net.unwrap().exists());
+}
+
+#[tokio::test]
+async fn userns_without_root_mapping_is_rejected_without_side_effects() {
+    use crius_network::{IdRange, UsernsMappings};
+    let d = Dirs::new();
+    let id = unique_id("ns-user-bad");
+    let r = IdRange {
+        container_id: 1,
+        host_id: 1000,
+        size: 10,
+    };
+    let err = namespace::create_with_userns(
+        &d.dirs,
+        &id,
+        NamespaceSet::ALL,
+        None,
+        Some(&UsernsMappings { uids: r, gids: r }),
+    )
+    .await;
+    assert!(matches!(err, Err(Error::InvalidUserns(_))), "{err:?}");
+    assert!(!d.dirs.user.join(&id).exists());
+    assert!(!d.dirs.net.join(&id).exists());
 }
