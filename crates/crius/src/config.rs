@@ -57,6 +57,8 @@ pub struct Config {
     pub shm_size: u64,
     /// The OCI runtime handlers.
     pub runtimes: BTreeMap<String, RuntimeHandlerConfig>,
+    /// NRI plugins (`[nri]`).
+    pub nri: crate::nri::NriConfig,
 }
 
 impl Default for Config {
@@ -92,6 +94,7 @@ impl Default for Config {
             cgroup_parent: "/crius".into(),
             shm_size: 64 * 1024 * 1024,
             runtimes,
+            nri: Default::default(),
         }
     }
 }
@@ -125,6 +128,8 @@ pub struct Overrides {
     pub pause_image: Option<String>,
     /// `--cgroup-parent`
     pub cgroup_parent: Option<String>,
+    /// `--nri-socket` (also enables NRI)
+    pub nri_socket: Option<PathBuf>,
 }
 
 impl Config {
@@ -183,6 +188,10 @@ impl Config {
         }
         if !o.cni_plugin_dirs.is_empty() {
             self.cni_plugin_dirs = o.cni_plugin_dirs;
+        }
+        if let Some(p) = o.nri_socket {
+            self.nri.enable = true;
+            self.nri.socket_path = p;
         }
     }
 
@@ -376,6 +385,7 @@ impl Config {
             }
             out.push('\n');
         }
+        out.push_str(&self.nri.to_commented_toml());
         out
     }
 }

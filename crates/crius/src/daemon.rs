@@ -49,6 +49,7 @@ pub async fn prepare(cfg: Config) -> Result<Arc<Crius>> {
     let store = Store::open(&cfg.state_dir())?;
     let crius = Arc::new(Crius::new(cfg, State::new(store), backends));
     crius.recover().await?;
+    crate::nri::start(&crius)?;
     crate::adapters::streaming::start(&crius).await?;
     Ok(crius)
 }

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod error;
 pub mod events;
 pub mod metrics;
+pub mod nri;
 pub mod recover;
 pub mod sandbox;
 pub mod server;

@@ -51,6 +51,9 @@ struct Cli {
     /// Default cgroup parent of pods.
     #[arg(long, global = true)]
     cgroup_parent: Option<String>,
+    /// NRI socket for plugins (enables NRI).
+    #[arg(long, global = true)]
+    nri_socket: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -85,6 +88,7 @@ impl Cli {
             stream_port: self.stream_port,
             pause_image: self.pause_image.clone(),
             cgroup_parent: self.cgroup_parent.clone(),
+            nri_socket: self.nri_socket.clone(),
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct Crius {
     pub pause_binary: Option<PathBuf>,
     /// The streaming server, when started.
     pub streaming: std::sync::OnceLock<Arc<dyn crate::streaming::StreamUrls>>,
+    /// NRI, when enabled.
+    pub nri: std::sync::OnceLock<crate::nri::Nri>,
 }
 
 impl Crius {
@@ -38,6 +40,7 @@ impl Crius {
             events: Events::new(),
             pause_binary,
             streaming: std::sync::OnceLock::new(),
+            nri: std::sync::OnceLock::new(),
         }
     }
 

@@ -79,6 +79,7 @@ impl Crius {
             wait_pid(pid).await;
             let info = exit_after(rt.as_ref(), &id).await;
             c.mark_exited(&entry, info);
+            c.nri_container_stopped(&entry.get()).await;
         });
     }
 }

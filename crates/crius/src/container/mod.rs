@@ -96,6 +96,9 @@ impl Crius {
                     pod.id
                 )));
             }
+            let config = self
+                .nri_create_container(&mut undo, &pod_entry.get(), &id, config)
+                .await?;
             self.make_container(
                 &mut undo,
                 &pod_entry.get(),
@@ -111,6 +114,7 @@ impl Crius {
             Ok(rec) => {
                 undo.commit();
                 self.state.insert_container(rec);
+                self.nri_post_create_container(&id).await;
                 self.emit(&id, &pod.id, cri::ContainerEventType::ContainerCreatedEvent);
                 tracing::info!(container = %id, pod = %pod.id, "container created");
                 Ok(id)
@@ -326,6 +330,7 @@ impl Crius {
             )));
         }
         let rt = self.runtime(&rec.runtime_handler)?;
+        self.nri_start_container(&rec).await?;
         if let Err(e) = rt.start(&rec.id).await {
             rec.state = ContainerState::Exited;
             rec.finished_at = now_ns();
@@ -350,6 +355,7 @@ impl Crius {
             cri::ContainerEventType::ContainerStartedEvent,
         );
         self.watch_exit(rec.id.clone(), rec.pid);
+        self.nri_post_start_container(&rec).await;
         Ok(())
     }
 
@@ -391,6 +397,7 @@ impl Crius {
             },
         };
         self.mark_exited(entry, info);
+        self.nri_container_stopped(&entry.get()).await;
         Ok(())
     }
 
@@ -454,6 +461,7 @@ impl Crius {
         entry.set(rec.clone());
         self.finish_container_removal(&rec).await?;
         self.state.forget_container(&rec.id);
+        self.nri_remove_container(&rec).await;
         self.emit(
             &rec.id,
             &rec.pod_id,
@@ -583,6 +591,7 @@ impl Crius {
             )));
         }
         let oci = self.be.spec.linux_resources(&res)?;
+        self.nri_update_container(&rec, &res).await?;
         self.runtime(&rec.runtime_handler)?
             .update(&rec.id, &oci)
             .await?;

@@ -110,6 +110,10 @@ impl Crius {
         let res = self
             .make_pod(&mut undo, id.clone(), name, config, handler)
             .await;
+        let res = match res {
+            Ok(rec) => self.nri_run_pod_sandbox(&rec).await.map(|()| rec),
+            Err(e) => Err(e),
+        };
         match res {
             Ok(rec) => {
                 undo.commit();
@@ -271,6 +275,9 @@ impl Crius {
             self.stop_container_entry(&c, 0).await?;
         }
         let was_ready = rec.state == PodState::Ready;
+        if was_ready {
+            self.nri_stop_pod_sandbox(&rec).await;
+        }
         if let Some(infra) = rec.infra_id.clone() {
             let rt = self.runtime(&rec.runtime_handler)?;
             rt.stop(&infra, std::time::Duration::ZERO, libc::SIGKILL)
@@ -328,6 +335,7 @@ impl Crius {
         entry.set(rec.clone());
         self.finish_pod_removal(&rec).await?;
         self.state.forget_pod(&rec.id);
+        self.nri_remove_pod_sandbox(&rec).await;
         self.emit(
             &rec.id,
             &rec.id,
