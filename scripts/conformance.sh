@@ -49,7 +49,7 @@ need_root
 if ((UPDATE)) && [[ ${CI:-} == true ]]; then die "--update is for developers, not for CI"; fi
 DOC=${CONFORMANCE_DOC:-$REPO/docs/CONFORMANCE.md}
 
-INSTANCE= STARTED_REGISTRY=0 SHM_BEFORE=
+INSTANCE= STARTED_REGISTRY=0 SHM_BEFORE= NRI_ARGS=()
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
@@ -106,6 +106,8 @@ if [[ -z $ENDPOINT ]]; then
 	# shellcheck disable=SC1091
 	source "$INSTANCE/env"
 	ENDPOINT=$CRIUS_ENDPOINT
+	# critest runs its NRI specs only when given the runtime's NRI socket.
+	[[ -n ${CRIUS_NRI_SOCK:-} ]] && NRI_ARGS=(-nri-socket "$CRIUS_NRI_SOCK")
 	LABEL="$VERSION vs crius $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
 else
 	"$CRICTL" --runtime-endpoint "$ENDPOINT" --timeout 10s version >/dev/null 2>&1 ||
@@ -154,7 +156,7 @@ fi
 (cd "$RESULTS" && timeout -s INT -k 60 "$((TIMEOUT_MIN * 60))" "$CRITEST" \
 	--runtime-endpoint "$ENDPOINT" --image-endpoint "$ENDPOINT" \
 	--ginkgo.no-color --ginkgo.v --ginkgo.junit-report="$RESULTS/junit.xml" \
-	"${SKIPS[@]}" "${EXTRA[@]}") >"$RESULTS/critest.log" 2>&1 || rc=$?
+	"${NRI_ARGS[@]}" "${SKIPS[@]}" "${EXTRA[@]}") >"$RESULTS/critest.log" 2>&1 || rc=$?
 secs=$(fmt_secs $(($(now_ms) - t0)))
 say "critest exited $rc after $secs: $(grep -E '^Ran [0-9]+ of [0-9]+ Specs' "$RESULTS/critest.log" | tail -1)"
 [[ $rc == 124 || $rc == 130 ]] && say "critest hit the ${TIMEOUT_MIN}-minute bound"

@@ -11,7 +11,8 @@
 #                                   (monitors, containers, mounts, netns, bridge, iptables chains)
 #   crius-instance.sh status DIR
 #
-# DIR/env (sourceable): CRIUS_ENDPOINT, CRIUS_SOCK, CRIUS_PID, CRIUS_LOG, CRIUS_POD_LOGS.
+# DIR/env (sourceable): CRIUS_ENDPOINT, CRIUS_SOCK, CRIUS_PID, CRIUS_LOG, CRIUS_POD_LOGS,
+# CRIUS_NRI_SOCK (NRI is enabled on it, for critest's -nri-socket).
 # Environment: CRIUS_BIN (default: target/debug/crius, else target/release/crius, else PATH),
 # CRIUS_MONITOR (default: crius-monitor beside CRIUS_BIN), CRIUS_RUNTIME (runc|crun, default runc),
 # CRIUS_LOG_LEVEL (default info), CRIUS_EXTRA_ARGS (appended to the daemon's arguments),
@@ -44,6 +45,7 @@ CRIUS_PID=$(daemon_pid || true)
 CRIUS_LOG=$DIR/crius.log
 CRIUS_POD_LOGS=$DIR/pod-logs
 CRIUS_BRIDGE=$BRIDGE
+CRIUS_NRI_SOCK=$DIR/nri.sock
 EOF
 }
 
@@ -100,6 +102,7 @@ EOF
 		echo --stream-address; echo 127.0.0.1
 		echo --stream-port; echo "$port"
 		echo --cgroup-parent; echo "/crius-test-$$"
+		echo --nri-socket; echo "$DIR/nri.sock"
 		# shellcheck disable=SC2086
 		for a in ${CRIUS_EXTRA_ARGS:-}; do echo "$a"; done
 	} >"$DIR/args"
