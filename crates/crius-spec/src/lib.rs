@@ -67,7 +67,10 @@ pub use features::{
 pub use mounts::{clean_container_path, uncovered_image_volumes};
 pub use namespaces::pid_namespace_target;
 pub use process::{cri_signal, parse_signal, signal_to_cri, DEFAULT_PATH};
-pub use resources::{linux_resources, oom_score_adj, own_oom_score_adj};
+pub use resources::{
+    linux_resources, linux_resources_on, oom_score_adj, own_oom_score_adj, pids_limit,
+    set_default_pids_limit, HostTopology,
+};
 pub use sandbox::{sandbox_spec, PAUSE_ID, PAUSE_PATH};
 pub use seccomp::{
     default_profile as default_seccomp_profile, load_profile as load_seccomp_profile,
