@@ -16,6 +16,7 @@ mod plugin;
 pub mod ttrpc;
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -157,6 +158,9 @@ impl Nri {
             Err(e) => return Err(listen_err(e)),
         }
         let listener = UnixListener::bind(&path).map_err(listen_err)?;
+        // Plugins adjust containers: only root may connect.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(listen_err)?;
         let shared = Arc::new(Shared {
             config,
             source,

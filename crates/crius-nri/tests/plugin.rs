@@ -153,6 +153,11 @@ async fn plugin_lifecycle_errors_adjustments_timeouts_and_disconnects() {
     // Short enough to keep the test quick; the timeout path is what is exercised.
     config.request_timeout = Duration::from_millis(300);
     let nri = Nri::start(config, Arc::new(Fixed)).expect("start");
+    let mode = std::fs::metadata(&socket).expect("socket").permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
     let release = Arc::new(Notify::new());
 
     let (plugin, mut seen) = connect_plugin(&socket, "fake", release.clone()).await;
@@ -253,4 +258,106 @@ async fn plugin_lifecycle_errors_adjustments_timeouts_and_disconnects() {
     nri.run_pod_sandbox(&pod("p3", "fail"))
         .await
         .expect("no plugins, no failure");
+}
+
+/// A plugin whose Synchronize blocks until released.
+fn blocking_sync_service(
+    seen: mpsc::UnboundedSender<Seen>,
+    reached: Arc<Notify>,
+    release: Arc<Notify>,
+) -> Handler {
+    Arc::new(move |req: Request| {
+        let (seen, reached, release) = (seen.clone(), reached.clone(), release.clone());
+        Box::pin(async move {
+            let p = req.payload.as_slice();
+            let bad = |e: prost::DecodeError| Status::new(3, e.to_string());
+            match req.method.as_str() {
+                "Configure" => Ok(api::ConfigureResponse {
+                    events: events_mask(&[api::Event::CreateContainer]),
+                }
+                .encode_to_vec()),
+                "Synchronize" => {
+                    let r = api::SynchronizeRequest::decode(p).map_err(bad)?;
+                    let _ = seen.send(Seen::Sync(
+                        r.pods.into_iter().map(|p| p.id).collect(),
+                        r.containers.into_iter().map(|c| c.id).collect(),
+                    ));
+                    reached.notify_one();
+                    release.notified().await;
+                    Ok(api::SynchronizeResponse::default().encode_to_vec())
+                }
+                "CreateContainer" => {
+                    let r = api::CreateContainerRequest::decode(p).map_err(bad)?;
+                    let _ = seen.send(Seen::Event(
+                        req.method.clone(),
+                        r.container.unwrap_or_default().id,
+                    ));
+                    Ok(api::CreateContainerResponse::default().encode_to_vec())
+                }
+                m => Err(Status::new(Status::UNIMPLEMENTED, m)),
+            }
+        })
+    })
+}
+
+#[tokio::test]
+async fn container_created_during_synchronize_is_not_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("nri.sock");
+    let nri = Arc::new(Nri::start(Config::new(&socket), Arc::new(Fixed)).expect("start"));
+    let (reached, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let stream = tokio::net::UnixStream::connect(&socket)
+        .await
+        .expect("connect");
+    let plugin = Session::new(
+        stream,
+        RUNTIME_SERVICE_CONN,
+        PLUGIN_SERVICE_CONN,
+        blocking_sync_service(tx, reached.clone(), release.clone()),
+    );
+    let reg = api::RegisterPluginRequest {
+        plugin_name: "late".into(),
+        plugin_idx: "10".into(),
+        ..Default::default()
+    };
+    let _: api::Empty = plugin
+        .call(
+            "nri.pkg.api.v1alpha1.Runtime",
+            "RegisterPlugin",
+            &reg,
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("register");
+    reached.notified().await;
+
+    // The plugin is inside Synchronize: create a container now.
+    let creating = {
+        let nri = nri.clone();
+        tokio::spawn(async move {
+            let ctr = api::Container {
+                id: "during".into(),
+                pod_sandbox_id: "existing-pod".into(),
+                ..Default::default()
+            };
+            nri.create_container(&pod("existing-pod", "existing"), &ctr)
+                .await
+        })
+    };
+    release.notify_one();
+    creating.await.expect("join").expect("create");
+    nri.wait_for_plugins(1).await;
+
+    // The container reached the plugin exactly one way: in the sync set or as an event.
+    let mut via_sync = false;
+    let mut via_event = false;
+    while let Ok(s) = seen.try_recv() {
+        match s {
+            Seen::Sync(_, ctrs) => via_sync |= ctrs.iter().any(|c| c == "during"),
+            Seen::Event(m, id) => via_event |= m == "CreateContainer" && id == "during",
+            Seen::Configure(_) => {}
+        }
+    }
+    assert!(via_sync ^ via_event, "sync {via_sync}, event {via_event}");
 }
