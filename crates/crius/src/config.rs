@@ -55,6 +55,8 @@ pub struct Config {
     pub cgroup_parent: String,
     /// Size of each pod's /dev/shm tmpfs in bytes.
     pub shm_size: u64,
+    /// Default `pids.max` of every container's cgroup; 0 or -1 = unlimited.
+    pub pids_limit: i64,
     /// The OCI runtime handlers.
     pub runtimes: BTreeMap<String, RuntimeHandlerConfig>,
     /// NRI plugins (`[nri]`).
@@ -93,6 +95,7 @@ impl Default for Config {
             pause_image: "registry.k8s.io/pause:3.10".into(),
             cgroup_parent: "/crius".into(),
             shm_size: 64 * 1024 * 1024,
+            pids_limit: 0,
             runtimes,
             nri: Default::default(),
         }
@@ -234,8 +237,14 @@ impl Config {
     }
 
     /// Checks what must exist before serving: the runtime binaries of all handlers (the
-    /// default handler's is required) and the monitor binary.
+    /// default handler's is required), the monitor binary, and `pids_limit` (not below -1).
     pub fn validate(&self) -> Result<()> {
+        if self.pids_limit < -1 {
+            return Err(Error::InvalidArgument(format!(
+                "pids_limit = {}: must be positive, or 0 / -1 for unlimited",
+                self.pids_limit
+            )));
+        }
         let def = self.runtimes.get(&self.default_runtime).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "default runtime {:?} has no [runtimes.{0}] entry",
@@ -377,6 +386,12 @@ impl Config {
             "shm_size",
             self.shm_size.to_string(),
         );
+        kv(
+            &mut out,
+            "Maximum number of processes in each container (its cgroup's pids.max); 0 or -1 = unlimited.",
+            "pids_limit",
+            self.pids_limit.to_string(),
+        );
         out.push_str("# OCI runtime handlers: [runtimes.<handler>] path = binary, root = state dir (optional).\n");
         for (name, h) in &self.runtimes {
             out.push_str(&format!("[runtimes.{name}]\npath = {}\n", p(&h.path)));
@@ -449,5 +464,16 @@ mod tests {
         );
         let e = c.validate().expect_err("missing runtime");
         assert!(e.to_string().contains("/nonexistent/runc"), "{e}");
+    }
+
+    #[test]
+    fn pids_limit_parsed_and_checked() {
+        assert_eq!(Config::default().pids_limit, 0);
+        let c = Config::parse("pids_limit = 2048\n").expect("parse");
+        assert_eq!(c.pids_limit, 2048);
+        assert!(Config::default_toml().contains("\npids_limit = 0\n"));
+        let c = Config::parse("pids_limit = -2\n").expect("parse");
+        let e = c.validate().expect_err("below -1");
+        assert!(e.to_string().contains("pids_limit"), "{e}");
     }
 }

@@ -44,6 +44,6 @@ pub async fn build(cfg: &Config) -> Result<Backends> {
         runtimes,
         images: Arc::new(images),
         network: Arc::new(network),
-        spec: Arc::new(spec::CriusSpec::detect()?),
+        spec: Arc::new(spec::CriusSpec::detect()?.with_pids_limit(cfg.pids_limit)),
     })
 }

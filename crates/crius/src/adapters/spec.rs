@@ -16,6 +16,8 @@ pub struct CriusSpec {
     caps: oci_spec::runtime::Capabilities,
     oom_score_adj: i32,
     host: HostFeatures,
+    /// The daemon's default pids limit of every container (`pids_limit`; 0/-1 = unlimited).
+    pids_limit: i64,
 }
 
 fn map_err(e: SpecError) -> Error {
@@ -36,7 +38,14 @@ impl CriusSpec {
             caps,
             oom_score_adj,
             host: HostFeatures::detect(),
+            pids_limit: 0,
         })
+    }
+
+    /// Sets the default pids limit put into every container's spec.
+    pub fn with_pids_limit(mut self, limit: i64) -> Self {
+        self.pids_limit = limit;
+        self
     }
 }
 
@@ -96,8 +105,10 @@ impl SpecGenerator for CriusSpec {
             host: self.host.clone(),
         })
         .map_err(map_err)?;
+        let mut spec = out.spec;
+        crius_spec::set_default_pids_limit(&mut spec, self.pids_limit).map_err(map_err)?;
         Ok(GeneratedSpec {
-            spec: out.spec,
+            spec,
             stop_signal: out.stop_signal,
             user: Some((out.user.uid, out.user.gid, out.user.additional_gids)),
         })

@@ -89,15 +89,21 @@ async fn connect(sock: &Path) -> Channel {
 impl Daemon {
     /// Starts a daemon in a fresh temp dir.
     pub async fn start() -> Daemon {
-        Daemon::start_with(false).await
+        Daemon::start_with(false, "").await
     }
 
     /// Starts a daemon whose CNI chain also has the portmap plugin (hostPorts).
     pub async fn start_with_portmap() -> Daemon {
-        Daemon::start_with(true).await
+        Daemon::start_with(true, "").await
     }
 
-    async fn start_with(portmap: bool) -> Daemon {
+    /// Starts a daemon whose crius.toml begins with `toml` (top-level keys, e.g.
+    /// `pids_limit = 100\n`).
+    pub async fn start_with_config(toml: &str) -> Daemon {
+        Daemon::start_with(false, toml).await
+    }
+
+    async fn start_with(portmap: bool, extra_toml: &str) -> Daemon {
         ensure_registry();
         let dir = tempfile::Builder::new()
             .prefix("crius-it-")
@@ -131,7 +137,7 @@ impl Daemon {
         std::fs::write(
             d.join("crius.toml"),
             format!(
-                "[runtimes.runc]\npath = \"/usr/sbin/runc\"\nroot = \"{}\"\n",
+                "{extra_toml}[runtimes.runc]\npath = \"/usr/sbin/runc\"\nroot = \"{}\"\n",
                 d.join("runc").display()
             ),
         )

@@ -1,0 +1,452 @@
+//! Linux fidelity through the CRI, from inside real containers (run as root): OOM kills,
+//! UpdateContainerResources reaching the cgroup, CPU statistics, out-of-range resources, and
+//! the daemon's per-container pids limit. Real daemon, runc, busybox from the local registry.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+use k8s_cri::v1 as cri;
+use tonic::Code;
+
+const MIB: i64 = 1 << 20;
+
+/// A host cgroup-v1 file of a container: `/sys/fs/cgroup/<controller>/<parent>/<id>/<file>`.
+fn host_cgroup_file(d: &Daemon, controller: &str, id: &str, file: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(&d.cgroup_parent)
+        .join(id)
+        .join(file)
+}
+
+/// Reads a host cgroup file of a container (trimmed).
+fn read_host(d: &Daemon, controller: &str, id: &str, file: &str) -> String {
+    let p = host_cgroup_file(d, controller, id, file);
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// Runs `cmd` in the container; panics unless it exits 0; returns its stdout, trimmed.
+async fn exec_ok(d: &mut Daemon, id: &str, cmd: &[&str]) -> String {
+    let out =
+        d.rt.exec_sync(cri::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout: 10,
+        })
+        .await
+        .expect("exec_sync")
+        .into_inner();
+    assert_eq!(
+        out.exit_code,
+        0,
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A busybox container config with these resources.
+fn with_resources(
+    name: &str,
+    cmd: &[&str],
+    res: cri::LinuxContainerResources,
+) -> cri::ContainerConfig {
+    let mut cfg = Daemon::container_config(name, cmd);
+    cfg.linux = Some(cri::LinuxContainerConfig {
+        resources: Some(res),
+        ..Default::default()
+    });
+    cfg
+}
+
+/// Polls ContainerStatus until the container has exited (bounded).
+async fn wait_exited(d: &mut Daemon, id: &str) -> cri::ContainerStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = d.status(id).await;
+        if st.state == cri::ContainerState::ContainerExited as i32 {
+            return st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "container {id} still {:?}",
+            st.state
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The container's cumulative CPU time from ContainerStats.
+async fn cpu_ns(d: &mut Daemon, id: &str) -> u64 {
+    d.rt.container_stats(cri::ContainerStatsRequest {
+        container_id: id.into(),
+    })
+    .await
+    .expect("container stats")
+    .into_inner()
+    .stats
+    .and_then(|s| s.cpu)
+    .and_then(|c| c.usage_core_nano_seconds)
+    .expect("cpu usage reported")
+    .value
+}
+
+#[tokio::test]
+async fn memory_limit_exceeded_is_oomkilled() {
+    let mut d = Daemon::start().await;
+    d.pull_busybox().await;
+    let pc = d.pod_config("oom", false);
+    let pod = d.run_pod(&pc).await;
+    // dd allocates its whole 64 MiB block and fills it from /dev/zero: anonymous memory
+    // twice the limit, and no swap to escape to (memory+swap = memory).
+    let cfg = with_resources(
+        "hog",
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+        cri::LinuxContainerResources {
+            memory_limit_in_bytes: 32 * MIB,
+            memory_swap_limit_in_bytes: 32 * MIB,
+            ..Default::default()
+        },
+    );
+    let id = d.create(&pod, &pc, cfg).await;
+    d.start_ctr(&id).await;
+    let st = wait_exited(&mut d, &id).await;
+    assert_eq!(st.reason, "OOMKilled", "{st:?}");
+    assert_eq!(st.exit_code, 137, "{st:?}");
+    assert!(st.finished_at >= st.started_at, "{st:?}");
+
+    // A container that stays under its limit is not reported as OOMKilled.
+    let cfg = with_resources(
+        "small",
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=1M", "count=4"],
+        cri::LinuxContainerResources {
+            memory_limit_in_bytes: 32 * MIB,
+            memory_swap_limit_in_bytes: 32 * MIB,
+            ..Default::default()
+        },
+    );
+    let id = d.create(&pod, &pc, cfg).await;
+    d.start_ctr(&id).await;
+    let st = wait_exited(&mut d, &id).await;
+    assert_eq!(st.reason, "Completed", "{st:?}");
+    assert_eq!(st.exit_code, 0, "{st:?}");
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn update_container_resources_reaches_the_cgroup() {
+    let mut d = Daemon::start().await;
+    d.pull_busybox().await;
+    let pc = d.pod_config("upd", false);
+    let pod = d.run_pod(&pc).await;
+    let before = cri::LinuxContainerResources {
+        memory_limit_in_bytes: 64 * MIB,
+        memory_swap_limit_in_bytes: 64 * MIB,
+        cpu_shares: 512,
+        cpu_quota: 50_000,
+        cpu_period: 100_000,
+        ..Default::default()
+    };
+    let cfg = with_resources("upd", &["sleep", "1000"], before.clone());
+    let id = d.create(&pod, &pc, cfg).await;
+    d.start_ctr(&id).await;
+
+    // (host file, file inside the container, expected) for a set of resources. Without a
+    // cgroup namespace (cgroup v1), runc mounts the container's own cgroup directory of each
+    // hierarchy at /sys/fs/cgroup/<controller>.
+    let files = |r: &cri::LinuxContainerResources| {
+        [
+            ("memory", "memory.limit_in_bytes", r.memory_limit_in_bytes),
+            (
+                "memory",
+                "memory.memsw.limit_in_bytes",
+                r.memory_swap_limit_in_bytes,
+            ),
+            ("cpu", "cpu.shares", r.cpu_shares),
+            ("cpu", "cpu.cfs_quota_us", r.cpu_quota),
+            ("cpu", "cpu.cfs_period_us", r.cpu_period),
+        ]
+    };
+    for (ctl, file, want) in files(&before) {
+        assert_eq!(read_host(&d, ctl, &id, file), want.to_string(), "{file}");
+        let inside = exec_ok(
+            &mut d,
+            &id,
+            &["cat", &format!("/sys/fs/cgroup/{ctl}/{file}")],
+        )
+        .await;
+        assert_eq!(inside, want.to_string(), "{file} inside");
+    }
+    // No pids_limit configured: unlimited.
+    assert_eq!(read_host(&d, "pids", &id, "pids.max"), "max");
+
+    let after = cri::LinuxContainerResources {
+        memory_limit_in_bytes: 96 * MIB,
+        memory_swap_limit_in_bytes: 96 * MIB,
+        cpu_shares: 256,
+        cpu_quota: 30_000,
+        cpu_period: 50_000,
+        ..Default::default()
+    };
+    d.rt.update_container_resources(cri::UpdateContainerResourcesRequest {
+        container_id: id.clone(),
+        linux: Some(after.clone()),
+        ..Default::default()
+    })
+    .await
+    .expect("update resources");
+    for (ctl, file, want) in files(&after) {
+        assert_eq!(read_host(&d, ctl, &id, file), want.to_string(), "{file}");
+        let inside = exec_ok(
+            &mut d,
+            &id,
+            &["cat", &format!("/sys/fs/cgroup/{ctl}/{file}")],
+        )
+        .await;
+        assert_eq!(inside, want.to_string(), "{file} inside");
+    }
+    let st = d.status(&id).await;
+    let reported = st
+        .resources
+        .and_then(|r| r.linux)
+        .expect("ContainerStatus.resources.linux");
+    assert_eq!(reported.memory_limit_in_bytes, after.memory_limit_in_bytes);
+    assert_eq!(
+        reported.memory_swap_limit_in_bytes,
+        after.memory_swap_limit_in_bytes
+    );
+    assert_eq!(reported.cpu_shares, after.cpu_shares);
+    assert_eq!(reported.cpu_quota, after.cpu_quota);
+    assert_eq!(reported.cpu_period, after.cpu_period);
+
+    // An out-of-range update is refused and changes nothing.
+    let e =
+        d.rt.update_container_resources(cri::UpdateContainerResourcesRequest {
+            container_id: id.clone(),
+            linux: Some(cri::LinuxContainerResources {
+                cpu_period: 5_000_000,
+                ..after.clone()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("period out of range");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("cpu_period"), "{}", e.message());
+    assert_eq!(read_host(&d, "cpu", &id, "cpu.cfs_period_us"), "50000");
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn cpu_usage_grows_while_busy() {
+    let mut d = Daemon::start().await;
+    d.pull_busybox().await;
+    let pc = d.pod_config("cpu", false);
+    let pod = d.run_pod(&pc).await;
+    let cfg = Daemon::container_config("spin", &["sh", "-c", "while :; do :; done"]);
+    let id = d.create(&pod, &pc, cfg).await;
+    d.start_ctr(&id).await;
+
+    let first = cpu_ns(&mut d, &id).await;
+    // Wait until the busy loop has used 50 ms more CPU (bounded; the value is what is awaited).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut now = first;
+    while now < first + 50_000_000 {
+        assert!(
+            Instant::now() < deadline,
+            "cpu usage stuck at {now} (first {first})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        now = cpu_ns(&mut d, &id).await;
+    }
+    // The same counter as the host's cgroup file (which only grows).
+    let host: u64 = read_host(&d, "cpuacct", &id, "cpuacct.usage")
+        .parse()
+        .expect("cpuacct.usage");
+    assert!(host >= now, "host {host} < reported {now}");
+
+    let list =
+        d.rt.list_container_stats(cri::ListContainerStatsRequest {
+            filter: Some(cri::ContainerStatsFilter {
+                pod_sandbox_id: pod.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("list container stats")
+        .into_inner()
+        .stats;
+    let listed = list
+        .iter()
+        .find(|s| s.attributes.as_ref().is_some_and(|a| a.id == id))
+        .and_then(|s| s.cpu.as_ref())
+        .and_then(|c| c.usage_core_nano_seconds.as_ref())
+        .expect("our container in ListContainerStats")
+        .value;
+    assert!(listed >= now, "listed {listed} < {now}");
+
+    let ps =
+        d.rt.pod_sandbox_stats(cri::PodSandboxStatsRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .expect("pod stats")
+        .into_inner()
+        .stats
+        .expect("pod stats set");
+    let linux = ps.linux.expect("linux pod stats");
+    let in_pod = linux
+        .containers
+        .iter()
+        .find(|s| s.attributes.as_ref().is_some_and(|a| a.id == id))
+        .and_then(|s| s.cpu.as_ref())
+        .and_then(|c| c.usage_core_nano_seconds.as_ref())
+        .expect("our container in PodSandboxStats")
+        .value;
+    assert!(in_pod >= now, "pod's container {in_pod} < {now}");
+    let pod_cpu = linux
+        .cpu
+        .and_then(|c| c.usage_core_nano_seconds)
+        .expect("pod cpu")
+        .value;
+    assert!(pod_cpu >= now, "pod {pod_cpu} < container {now}");
+    d.shutdown().await;
+}
+
+/// Runtime state entries, bundles and container cgroups of a daemon (what a create leaves).
+fn leftovers(d: &Daemon) -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in [
+        d.dir.path().join("runc"),
+        d.dir.path().join("run/containers"),
+    ] {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            out.push(e.path().display().to_string());
+        }
+    }
+    for ctl in ["memory", "cpu", "pids", "cpuset"] {
+        let parent = Path::new("/sys/fs/cgroup").join(ctl).join(&d.cgroup_parent);
+        for e in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn out_of_range_resources_are_refused() {
+    let mut d = Daemon::start().await;
+    d.pull_busybox().await;
+    let pc = d.pod_config("range", false);
+    let pod = d.run_pod(&pc).await;
+    let before = leftovers(&d);
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").expect("online cpus");
+    let past_last_cpu = online
+        .trim()
+        .rsplit([',', '-'])
+        .next()
+        .and_then(|s| s.parse::<u32>().ok())
+        .expect("last online cpu")
+        + 1;
+    let cases: Vec<(&str, cri::LinuxContainerResources)> = vec![
+        (
+            "memory_limit_in_bytes",
+            cri::LinuxContainerResources {
+                memory_limit_in_bytes: -MIB,
+                ..Default::default()
+            },
+        ),
+        (
+            "cpu_shares",
+            cri::LinuxContainerResources {
+                cpu_shares: 262_145,
+                ..Default::default()
+            },
+        ),
+        (
+            "cpuset_cpus",
+            cri::LinuxContainerResources {
+                cpuset_cpus: format!("0,{past_last_cpu}"),
+                ..Default::default()
+            },
+        ),
+        (
+            "cpu_period",
+            cri::LinuxContainerResources {
+                cpu_period: 999,
+                ..Default::default()
+            },
+        ),
+        (
+            "cpu_period",
+            cri::LinuxContainerResources {
+                cpu_period: 1_000_001,
+                ..Default::default()
+            },
+        ),
+    ];
+    for (field, res) in cases {
+        let e =
+            d.rt.create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(with_resources("bad", &["true"], res.clone())),
+                sandbox_config: Some(pc.clone()),
+            })
+            .await
+            .expect_err(field);
+        assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
+        assert!(e.message().contains(field), "{field}: {}", e.message());
+        let listed =
+            d.rt.list_containers(cri::ListContainersRequest::default())
+                .await
+                .expect("list")
+                .into_inner()
+                .containers;
+        assert!(listed.is_empty(), "{field}: {listed:?}");
+        assert_eq!(leftovers(&d), before, "{field}: something was left");
+    }
+    // The name was released each time: the same name with valid resources is created.
+    let ok = d
+        .create(
+            &pod,
+            &pc,
+            with_resources(
+                "bad",
+                &["true"],
+                cri::LinuxContainerResources {
+                    cpuset_cpus: "0".into(),
+                    cpu_period: 100_000,
+                    cpu_shares: 262_144,
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
+    assert_eq!(d.status(&ok).await.metadata.expect("md").name, "bad");
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn configured_pids_limit_applies_to_containers() {
+    let mut d = Daemon::start_with_config("pids_limit = 123\n").await;
+    d.pull_busybox().await;
+    let pc = d.pod_config("pids", false);
+    let pod = d.run_pod(&pc).await;
+    let id = d
+        .create(&pod, &pc, Daemon::container_config("p", &["sleep", "1000"]))
+        .await;
+    d.start_ctr(&id).await;
+    assert_eq!(read_host(&d, "pids", &id, "pids.max"), "123");
+    let inside = exec_ok(&mut d, &id, &["cat", "/sys/fs/cgroup/pids/pids.max"]).await;
+    assert_eq!(inside, "123");
+    d.shutdown().await;
+}
