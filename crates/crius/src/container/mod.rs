@@ -6,7 +6,7 @@ pub mod exit;
 pub mod spec;
 pub mod status;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -234,12 +234,14 @@ impl Crius {
                 });
             }
             rec.image_volumes.push(vol.clone());
+            // ContainerStatus reports the image the volume resolved to (ImageSpec.image_ref).
+            if let Some(spec) = rec.config.mounts.get_mut(i).and_then(|m| m.image.as_mut()) {
+                spec.image_ref = info.id.clone();
+            }
             self.save_container(&rec)?;
-            m.host_path = self
-                .be
-                .images
-                .mount_rootfs(&info.id, &vol)
-                .await?
+            let root = self.be.images.mount_rootfs(&info.id, &vol).await?;
+            m.host_path = image_sub_path(&root, &m.image_sub_path, &img.image)
+                .map_err(|e| Error::InvalidArgument(format!("mounts[{i}].image_sub_path: {e}")))?
                 .to_string_lossy()
                 .into_owned();
         }
@@ -623,5 +625,61 @@ impl Crius {
             }
         }
         Ok(())
+    }
+}
+
+/// The directory of an image volume to bind: the image's root, or `sub_path` inside it. The
+/// sub path is relative (a leading `/` is ignored), has no `..`, is resolved with every symlink
+/// kept inside the image, and must exist.
+fn image_sub_path(
+    root: &Path,
+    sub_path: &str,
+    image: &str,
+) -> std::result::Result<PathBuf, String> {
+    let rel = sub_path.trim_start_matches('/');
+    if rel.is_empty() {
+        return Ok(root.to_path_buf());
+    }
+    if Path::new(rel)
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(format!("{sub_path:?} must not contain \"..\""));
+    }
+    let target = crius_spec::resolve_in_root(root, Path::new(rel))
+        .map_err(|e| format!("{sub_path:?} in image {image:?}: {e}"))?;
+    if !target.exists() {
+        return Err(format!("{sub_path:?} does not exist in image {image:?}"));
+    }
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_sub_paths_stay_inside_the_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc/conf")).expect("mkdir");
+        std::os::unix::fs::symlink("/etc", root.join("abs")).expect("symlink");
+        std::os::unix::fs::symlink("../../..", root.join("etc/up")).expect("symlink");
+        assert_eq!(image_sub_path(root, "", "i").expect("root"), root);
+        assert_eq!(
+            image_sub_path(root, "/etc/conf", "i").expect("abs"),
+            root.join("etc/conf")
+        );
+        // An absolute symlink is resolved inside the image, not on the host.
+        assert_eq!(
+            image_sub_path(root, "abs/conf", "i").expect("link"),
+            root.join("etc/conf")
+        );
+        // A symlink climbing out lands on the image root.
+        assert_eq!(image_sub_path(root, "etc/up", "i").expect("up"), root);
+        let e = image_sub_path(root, "../etc", "i").expect_err("dotdot");
+        assert!(e.contains(".."), "{e}");
+        let e = image_sub_path(root, "missing", "i").expect_err("missing");
+        assert!(e.contains("does not exist"), "{e}");
     }
 }
