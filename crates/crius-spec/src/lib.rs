@@ -52,6 +52,7 @@ mod security;
 mod sysctl;
 mod types;
 mod user;
+mod userns;
 
 pub use caps::{
     all_capabilities, capabilities_from_status, container_capabilities, daemon_capabilities,
@@ -66,6 +67,7 @@ pub use features::{
 };
 pub use mounts::{clean_container_path, uncovered_image_volumes};
 pub use namespaces::pid_namespace_target;
+pub use userns::{join_user_namespace, pod_user_namespace, UserNamespaceMappings};
 pub use process::{cri_signal, parse_signal, signal_to_cri, DEFAULT_PATH};
 pub use resources::{
     linux_resources, linux_resources_on, oom_score_adj, own_oom_score_adj, pids_limit,

@@ -33,7 +33,8 @@ pub fn pid_namespace_target(config: &ContainerConfig) -> Option<&str> {
     (opts.pid == NamespaceMode::Target as i32).then_some(opts.target_id.as_str())
 }
 
-/// Refuses user namespaces (userns_options with a mode other than NODE).
+/// Refuses user namespaces (userns_options with a mode other than NODE), for specs that cannot
+/// join one (the infra container spec of [`crate::sandbox_spec`]).
 pub fn check_user_namespace(opts: Option<&NamespaceOption>) -> Result<()> {
     if let Some(userns) = opts.and_then(|o| o.userns_options.as_ref()) {
         let m = mode(userns.mode, "namespace_options.userns_options.mode")?;
@@ -50,13 +51,17 @@ pub fn check_user_namespace(opts: Option<&NamespaceOption>) -> Result<()> {
 /// pod's (host when the pod has none, or when the container asks for NODE); PID per the
 /// container's mode: CONTAINER → new, POD → the pod's (new when the pod has no infra process),
 /// NODE → host, TARGET → `target_pid`; a new cgroup namespace when `cgroupns`.
+///
+/// The container's `userns_options` are only checked ([`crate::pod_user_namespace`]): the user
+/// namespace is the pod's, joined with [`crate::join_user_namespace`] by the daemon, which
+/// knows where it is pinned.
 pub fn container_namespaces(
     opts: Option<&NamespaceOption>,
     pod: &PodNamespaces,
     target_pid: Option<&Path>,
     cgroupns: bool,
 ) -> Result<Vec<LinuxNamespace>> {
-    check_user_namespace(opts)?;
+    crate::userns::pod_user_namespace(opts)?;
     let default = NamespaceOption::default();
     let o = opts.unwrap_or(&default);
     let mut out = vec![ns(LinuxNamespaceType::Mount, None)];
@@ -240,13 +245,38 @@ mod tests {
             }),
             ..Default::default()
         };
+        // POD without its one mapping, and CONTAINER, are the request's fault.
         match container_namespaces(Some(&userns), &pod(false), None, false) {
-            Err(e @ SpecError::UserNamespaceUnsupported { .. }) => {
-                assert!(e.to_string().contains("POD"));
+            Err(e @ SpecError::InvalidField { .. }) => {
+                assert!(e.to_string().contains("exactly one"), "{e}");
                 assert!(e.is_invalid_argument());
             }
             other => panic!("{other:?}"),
         }
+        let container = NamespaceOption {
+            userns_options: Some(UserNamespace {
+                mode: NamespaceMode::Container as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(container_namespaces(Some(&container), &pod(false), None, false).is_err());
+        // POD with a mapping is fine here (the daemon adds the pod's user namespace).
+        let map = vec![k8s_cri::v1::IdMapping {
+            host_id: 1000,
+            container_id: 0,
+            length: 65536,
+        }];
+        let good = NamespaceOption {
+            userns_options: Some(UserNamespace {
+                mode: NamespaceMode::Pod as i32,
+                uids: map.clone(),
+                gids: map,
+            }),
+            ..Default::default()
+        };
+        let got = container_namespaces(Some(&good), &pod(false), None, false).expect("pod userns");
+        assert!(!describe(&got).iter().any(|n| n.starts_with("user")));
         let node = NamespaceOption {
             userns_options: Some(UserNamespace {
                 mode: NamespaceMode::Node as i32,
