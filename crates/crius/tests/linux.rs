@@ -157,6 +157,14 @@ async fn update_container_resources_reaches_the_cgroup() {
     let id = d.create(&pod, &pc, cfg).await;
     d.start_ctr(&id).await;
 
+    let reported = d
+        .status(&id)
+        .await
+        .resources
+        .and_then(|r| r.linux)
+        .expect("ContainerStatus.resources.linux at creation");
+    assert_eq!(reported, before);
+
     // (host file, file inside the container, expected) for a set of resources. Without a
     // cgroup namespace (cgroup v1), runc mounts the container's own cgroup directory of each
     // hierarchy at /sys/fs/cgroup/<controller>.
