@@ -27,6 +27,7 @@ pub mod reference;
 pub mod registries;
 pub mod types;
 
+mod idmap;
 mod pull;
 mod rootfs;
 mod store;
@@ -39,6 +40,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use oci_client::secrets::RegistryAuth as OciAuth;
 
 pub use error::{ImageError, Result};
+pub use idmap::{idmap_supported, RootfsIdmap};
 pub use oci_spec::image::ImageConfiguration;
 pub use reference::ImageReference;
 pub use registries::RegistriesConf;
@@ -549,6 +551,34 @@ impl ImageService {
     /// copy. Returns the rootfs path. Idempotent for the same container. The image's layers
     /// stay on disk until [`ImageService::unmount_rootfs`], even if the image is removed.
     pub async fn mount_rootfs(&self, image: &str, container_id: &str) -> Result<PathBuf> {
+        self.mount_rootfs_with(image, container_id, None).await
+    }
+
+    /// [`ImageService::mount_rootfs`] for a container in a user namespace: the image's layers
+    /// are idmapped mounts for `idmap.userns`, so files owned by root in the image are owned
+    /// by root inside. Needs the overlay rootfs (InvalidArgument in copy mode, an error if
+    /// overlay is unavailable). The same container must always be mounted the same way.
+    pub async fn mount_rootfs_idmapped(
+        &self,
+        image: &str,
+        container_id: &str,
+        idmap: &RootfsIdmap,
+    ) -> Result<PathBuf> {
+        if self.inner.config.rootfs_mode == RootfsMode::Copy {
+            return Err(ImageError::InvalidArgument(format!(
+                "container {container_id}: user namespaces need the overlay rootfs (rootfs mode is copy)"
+            )));
+        }
+        self.mount_rootfs_with(image, container_id, Some(idmap.clone()))
+            .await
+    }
+
+    async fn mount_rootfs_with(
+        &self,
+        image: &str,
+        container_id: &str,
+        idmap: Option<RootfsIdmap>,
+    ) -> Result<PathBuf> {
         rootfs::validate_container_id(container_id)?;
         let inner = &self.inner;
         let (rec, fresh) = {
@@ -581,9 +611,9 @@ impl ImageService {
         let result = blocking(move || {
             let mut rec = r2;
             if rec.overlay {
-                match rootfs::mount_overlay(&paths, &rec)? {
+                match rootfs::mount_overlay(&paths, &rec, idmap.as_ref())? {
                     Ok(p) => return Ok((p, None)),
-                    Err(errno) if mode == RootfsMode::Auto => {
+                    Err(errno) if mode == RootfsMode::Auto && idmap.is_none() => {
                         tracing::warn!(container = %rec.container_id, %errno, "overlayfs unavailable; copying the rootfs");
                         for d in ["upper", "work", "merged"] {
                             let _ = std::fs::remove_dir(paths.container(&rec.container_id).join(d));
@@ -599,6 +629,12 @@ impl ImageService {
                         })
                     }
                 }
+            }
+            if idmap.is_some() {
+                return Err(ImageError::InvalidArgument(format!(
+                    "container {}: user namespaces need the overlay rootfs, it has a copy",
+                    rec.container_id
+                )));
             }
             let p = rootfs::make_copy(&paths, &rec)?;
             Ok((p, Some(rec)))

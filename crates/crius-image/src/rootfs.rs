@@ -81,10 +81,12 @@ fn ensure_short_link(paths: &Paths, chain_id: &str) -> std::io::Result<PathBuf> 
 }
 
 /// Mounts the overlay of `c` (creating upper/work/merged). Returns ENODEV-style errors as
-/// `Err(Errno)` so the caller can fall back to copying.
+/// `Err(Errno)` so the caller can fall back to copying. With `idmap` the lower layers are
+/// idmapped mounts for the pod's user namespace and the upper dir belongs to its root.
 pub(crate) fn mount_overlay(
     paths: &Paths,
     c: &ContainerRecord,
+    idmap: Option<&crate::idmap::RootfsIdmap>,
 ) -> Result<std::result::Result<PathBuf, Errno>> {
     let cid = &c.container_id;
     let dir = paths.container(cid);
@@ -108,6 +110,32 @@ pub(crate) fn mount_overlay(
     if lowers.is_empty() {
         lowers.push(paths.empty_dir());
     }
+    if let Some(m) = idmap {
+        std::os::unix::fs::chown(dir.join("upper"), Some(m.root_uid), Some(m.root_gid))
+            .map_err(|e| rootfs_err(cid, "chown upper to the user namespace's root", e))?;
+        lowers = crate::idmap::mount_layers(&dir, &lowers, m)
+            .map_err(|e| rootfs_err(cid, "idmap the image layers", e))?;
+    }
+    let res = mount_overlay_on(paths, c, &lowers, idmap.is_some());
+    if idmap.is_some() && !matches!(res, Ok(Ok(_))) {
+        if let Err(e) = crate::idmap::unmount_layers(&dir) {
+            tracing::warn!(container = %cid, error = %e, "undo idmapped layer mounts");
+        }
+    }
+    res
+}
+
+/// Mounts overlay on `merged` with `lowers` (top first). `idmapped`: the lowers are
+/// `idmap/<n>` under the container's directory, not the store's short links.
+fn mount_overlay_on(
+    paths: &Paths,
+    c: &ContainerRecord,
+    lowers: &[PathBuf],
+    idmapped: bool,
+) -> Result<std::result::Result<PathBuf, Errno>> {
+    let cid = &c.container_id;
+    let dir = paths.container(cid);
+    let merged = dir.join("merged");
     let abs_lower = lowers
         .iter()
         .map(|p| p.display().to_string())
@@ -136,14 +164,20 @@ pub(crate) fn mount_overlay(
     }
     // Too long for one page: relative paths from the store root, in a child process whose
     // working directory is the root (our own cwd is shared by all threads).
-    let rel_lower = c
-        .layers
-        .iter()
-        .rev()
-        .map(|ch| format!("l/{}", crate::store::short_id(ch)))
-        .collect::<Vec<_>>()
-        .join(":");
     let rel_dir = PathBuf::from("containers").join(cid);
+    let rel_lower = if idmapped {
+        (0..lowers.len())
+            .map(|i| format!("{}/{}/{i}", rel_dir.display(), crate::idmap::IDMAP_DIR))
+            .collect::<Vec<_>>()
+            .join(":")
+    } else {
+        c.layers
+            .iter()
+            .rev()
+            .map(|ch| format!("l/{}", crate::store::short_id(ch)))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
     let data = format!(
         "lowerdir={rel_lower},upperdir={},workdir={}",
         rel_dir.join("upper").display(),
@@ -194,6 +228,8 @@ pub(crate) fn teardown(paths: &Paths, cid: &str) -> Result<()> {
             ));
         }
     }
+    crate::idmap::unmount_layers(&dir)
+        .map_err(|e| rootfs_err(cid, "unmount idmapped layers", e))?;
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
