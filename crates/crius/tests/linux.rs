@@ -121,6 +121,29 @@ async fn memory_limit_exceeded_is_oomkilled() {
     assert_eq!(st.exit_code, 137, "{st:?}");
     assert!(st.finished_at >= st.started_at, "{st:?}");
 
+    // A child killed by the OOM killer while the main process goes on and exits 0: the
+    // container still ends as OOMKilled (an OOM kill happened in its cgroup), with exit code 0.
+    let cfg = with_resources(
+        "child",
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/null bs=64M count=1; echo dd=$?",
+        ],
+        cri::LinuxContainerResources {
+            memory_limit_in_bytes: 32 * MIB,
+            memory_swap_limit_in_bytes: 32 * MIB,
+            ..Default::default()
+        },
+    );
+    let id = d.create(&pod, &pc, cfg).await;
+    d.start_ctr(&id).await;
+    let st = wait_exited(&mut d, &id).await;
+    assert_eq!(st.reason, "OOMKilled", "{st:?}");
+    assert_eq!(st.exit_code, 0, "{st:?}");
+    let log = std::fs::read_to_string(&st.log_path).expect("child's log");
+    assert!(log.contains(" stdout F dd=137"), "{log}");
+
     // A container that stays under its limit is not reported as OOMKilled.
     let cfg = with_resources(
         "small",
@@ -200,6 +223,7 @@ async fn update_container_resources_reaches_the_cgroup() {
         cpu_shares: 256,
         cpu_quota: 30_000,
         cpu_period: 50_000,
+        cpuset_cpus: "0".into(),
         ..Default::default()
     };
     d.rt.update_container_resources(cri::UpdateContainerResourcesRequest {
@@ -219,19 +243,22 @@ async fn update_container_resources_reaches_the_cgroup() {
         .await;
         assert_eq!(inside, want.to_string(), "{file} inside");
     }
+    assert_eq!(read_host(&d, "cpuset", &id, "cpuset.cpus"), "0");
+    let inside = exec_ok(&mut d, &id, &["cat", "/sys/fs/cgroup/cpuset/cpuset.cpus"]).await;
+    assert_eq!(inside, "0");
+    let allowed = exec_ok(
+        &mut d,
+        &id,
+        &["grep", "Cpus_allowed_list", "/proc/self/status"],
+    )
+    .await;
+    assert!(allowed.ends_with("\t0"), "{allowed}");
     let st = d.status(&id).await;
     let reported = st
         .resources
         .and_then(|r| r.linux)
         .expect("ContainerStatus.resources.linux");
-    assert_eq!(reported.memory_limit_in_bytes, after.memory_limit_in_bytes);
-    assert_eq!(
-        reported.memory_swap_limit_in_bytes,
-        after.memory_swap_limit_in_bytes
-    );
-    assert_eq!(reported.cpu_shares, after.cpu_shares);
-    assert_eq!(reported.cpu_quota, after.cpu_quota);
-    assert_eq!(reported.cpu_period, after.cpu_period);
+    assert_eq!(reported, after);
 
     // An out-of-range update is refused and changes nothing.
     let e =
