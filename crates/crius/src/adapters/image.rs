@@ -135,6 +135,25 @@ impl ImageStore for Images {
             .map_err(map_err)
     }
 
+    async fn mount_rootfs_idmapped(
+        &self,
+        image_id: &str,
+        container_id: &str,
+        userns: &std::path::Path,
+        root_uid: u32,
+        root_gid: u32,
+    ) -> Result<PathBuf> {
+        let idmap = crius_image::RootfsIdmap {
+            userns: userns.to_path_buf(),
+            root_uid,
+            root_gid,
+        };
+        self.svc
+            .mount_rootfs_idmapped(image_id, container_id, &idmap)
+            .await
+            .map_err(map_err)
+    }
+
     async fn unmount_rootfs(&self, container_id: &str) -> Result<()> {
         self.svc.unmount_rootfs(container_id).await.map_err(map_err)
     }

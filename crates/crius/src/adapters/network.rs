@@ -67,13 +67,23 @@ impl Network for CniNetwork {
             uts: want.uts,
         };
         let host = (want.uts && !hostname.is_empty()).then_some(hostname);
-        let ns = namespace::create(&self.dirs, pod_id, set, host)
+        let range = |m: oci_spec::runtime::LinuxIdMapping| crius_network::IdRange {
+            container_id: m.container_id(),
+            host_id: m.host_id(),
+            size: m.size(),
+        };
+        let userns = want.user.map(|m| crius_network::UsernsMappings {
+            uids: range(m.uid),
+            gids: range(m.gid),
+        });
+        let ns = namespace::create_with_userns(&self.dirs, pod_id, set, host, userns.as_ref())
             .await
             .map_err(|e| map_err(&format!("pod {pod_id}: create namespaces"), e))?;
         Ok(PodNamespaces {
             net: ns.net,
             ipc: ns.ipc,
             uts: ns.uts,
+            user: ns.user,
         })
     }
 

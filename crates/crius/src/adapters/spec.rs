@@ -107,6 +107,15 @@ impl SpecGenerator for CriusSpec {
         .map_err(map_err)?;
         let mut spec = out.spec;
         crius_spec::set_default_pids_limit(&mut spec, self.pids_limit).map_err(map_err)?;
+        if let Some(userns) = &pod.namespaces.user {
+            let map = crate::sandbox::userns::pod_mappings(&pod.config)?.ok_or_else(|| {
+                Error::Internal(format!(
+                    "pod {} has a user namespace but no mappings",
+                    pod.id
+                ))
+            })?;
+            crius_spec::join_user_namespace(&mut spec, userns, &map);
+        }
         Ok(GeneratedSpec {
             spec,
             stop_signal: out.stop_signal,
@@ -130,6 +139,7 @@ impl SpecGenerator for CriusSpec {
             .as_ref()
             .and_then(|s| s.namespace_options.clone())
             .unwrap_or_default();
+        crius_spec::pod_user_namespace(Some(&ns)).map_err(map_err)?;
         let own_net = ns.network != cri::NamespaceMode::Node as i32;
         let own_ipc = ns.ipc != cri::NamespaceMode::Node as i32;
         crius_spec::pod_sysctls(&linux.sysctls, own_net, own_ipc)

@@ -180,6 +180,16 @@ pub trait ImageStore: Send + Sync {
     async fn config(&self, image_id: &str) -> Result<oci_spec::image::ImageConfiguration>;
     /// Mounts a writable rootfs of the image for a container; returns its path.
     async fn mount_rootfs(&self, image_id: &str, container_id: &str) -> Result<PathBuf>;
+    /// [`ImageStore::mount_rootfs`] for a container in the user namespace `userns`, whose root
+    /// is host `root_uid`/`root_gid`: idmapped, so image files owned by root are root's inside.
+    async fn mount_rootfs_idmapped(
+        &self,
+        image_id: &str,
+        container_id: &str,
+        userns: &std::path::Path,
+        root_uid: u32,
+        root_gid: u32,
+    ) -> Result<PathBuf>;
     /// Unmounts and removes a container's rootfs; idempotent.
     async fn unmount_rootfs(&self, container_id: &str) -> Result<()>;
     /// Writable layer usage (bytes, inodes) of a container, if known.
@@ -195,6 +205,8 @@ pub struct NsWanted {
     pub ipc: bool,
     /// A UTS namespace (false = host UTS).
     pub uts: bool,
+    /// A user namespace with these mappings (userns mode POD); it owns the others.
+    pub user: Option<crius_spec::UserNamespaceMappings>,
 }
 
 /// Paths of a pod's pinned namespaces (bind mounts).
@@ -206,6 +218,9 @@ pub struct PodNamespaces {
     pub ipc: Option<PathBuf>,
     /// UTS namespace.
     pub uts: Option<PathBuf>,
+    /// User namespace (userns mode POD), owner of the others.
+    #[serde(default)]
+    pub user: Option<PathBuf>,
 }
 
 /// What CNI needs to attach or detach a pod.

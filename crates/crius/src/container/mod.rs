@@ -195,7 +195,7 @@ impl Crius {
         }
         rec.rootfs_mounted = true;
         self.save_container(&rec)?;
-        let rootfs = self.be.images.mount_rootfs(&image.id, &id).await?;
+        let rootfs = self.mount_pod_rootfs(pod, &image.id, &id).await?;
         // 3. Spec and bundle.
         {
             let bundle = bundle.clone();
@@ -239,7 +239,7 @@ impl Crius {
                 spec.image_ref = info.id.clone();
             }
             self.save_container(&rec)?;
-            let root = self.be.images.mount_rootfs(&info.id, &vol).await?;
+            let root = self.mount_pod_rootfs(pod, &info.id, &vol).await?;
             m.host_path = image_sub_path(&root, &m.image_sub_path, &img.image)
                 .map_err(|e| Error::InvalidArgument(format!("mounts[{i}].image_sub_path: {e}")))?
                 .to_string_lossy()

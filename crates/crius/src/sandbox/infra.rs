@@ -27,6 +27,11 @@ pub fn infra_spec(pod: &PodRecord, infra_id: &str, pause_binary: &Path) -> serde
             namespaces.push(json!({"type": kind, "path": p}));
         }
     }
+    let userns = pod.namespaces.user.as_ref().and_then(|p| {
+        let map = super::userns::pod_mappings(&pod.config).ok().flatten()?;
+        namespaces.push(json!({"type": "user", "path": p}));
+        Some(map)
+    });
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
@@ -37,7 +42,7 @@ pub fn infra_spec(pod: &PodRecord, infra_id: &str, pause_binary: &Path) -> serde
             mounts.push(json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind", "ro", "nosuid", "nodev"]}));
         }
     }
-    json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -56,7 +61,13 @@ pub fn infra_spec(pod: &PodRecord, infra_id: &str, pause_binary: &Path) -> serde
             "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
             "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"]
         }
-    })
+    });
+    if let Some(map) = userns {
+        // runc wants the mappings even when it joins the pod's user namespace by path.
+        spec["linux"]["uidMappings"] = json!([map.uid]);
+        spec["linux"]["gidMappings"] = json!([map.gid]);
+    }
+    spec
 }
 
 impl Crius {

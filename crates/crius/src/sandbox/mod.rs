@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod files;
 pub mod infra;
 pub mod status;
+pub mod userns;
 
 use std::sync::Arc;
 
@@ -208,7 +209,14 @@ impl Crius {
             net: !host_net,
             ipc: !host_ipc,
             uts: !host_net,
+            user: userns::pod_mappings(&rec.config)?,
         };
+        if want.user.is_some() && !userns::supported(self) {
+            return Err(Error::FailedPrecondition(
+                "user namespaces are not supported here (no idmapped mounts on the image store)"
+                    .into(),
+            ));
+        }
         if want != NsWanted::default() {
             {
                 let c = self.clone();

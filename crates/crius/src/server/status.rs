@@ -41,10 +41,12 @@ pub async fn handle(c: Arc<Crius>, r: cri::StatusRequest) -> Result<cri::StatusR
         info.insert("config".to_string(), cfg.to_string());
     }
     let rro = recursive_read_only_by_handler(&c);
+    // Pods with a user namespace: idmapped layers on the image store, any handler.
+    let userns = crate::sandbox::userns::supported(&c);
     let features = |name: &str| {
         Some(cri::RuntimeHandlerFeatures {
             recursive_read_only_mounts: rro.get(name).copied().unwrap_or(false),
-            user_namespaces: false,
+            user_namespaces: userns,
         })
     };
     // The kubelet (and critest) name the default handler "", so it is listed under that name too.

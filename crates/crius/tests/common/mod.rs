@@ -396,9 +396,14 @@ impl Daemon {
         let mounts: Vec<String> = mounts_under(&dir)
             .into_iter()
             .filter(|m| {
-                !["/run/ns/netns", "/run/ns/ipcns", "/run/ns/utsns"]
-                    .iter()
-                    .any(|d| m.ends_with(d))
+                ![
+                    "/run/ns/netns",
+                    "/run/ns/ipcns",
+                    "/run/ns/utsns",
+                    "/run/ns/userns",
+                ]
+                .iter()
+                .any(|d| m.ends_with(d))
             })
             .collect();
         cleanup(&dir, &self.bridge, &self.cgroup_parent);
