@@ -98,6 +98,30 @@ async fn cpu_ns(d: &mut Daemon, id: &str) -> u64 {
 }
 
 #[tokio::test]
+async fn memory_limit_exceeded_is_oomkilled_under_conmon() {
+    // Debian's conmon reports the OOM kill its own way (its oom file): the same outcome.
+    let mut d = Daemon::start_with_monitor(std::path::Path::new("/usr/bin/conmon")).await;
+    d.pull_busybox().await;
+    let pc = d.pod_config("oom-conmon", false);
+    let pod = d.run_pod(&pc).await;
+    let cfg = with_resources(
+        "hog",
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+        cri::LinuxContainerResources {
+            memory_limit_in_bytes: 32 * MIB,
+            memory_swap_limit_in_bytes: 32 * MIB,
+            ..Default::default()
+        },
+    );
+    let id = d.create(&pod, &pc, cfg).await;
+    d.start_ctr(&id).await;
+    let st = wait_exited(&mut d, &id).await;
+    assert_eq!(st.reason, "OOMKilled", "{st:?}");
+    assert_eq!(st.exit_code, 137, "{st:?}");
+    d.shutdown().await;
+}
+
+#[tokio::test]
 async fn memory_limit_exceeded_is_oomkilled() {
     let mut d = Daemon::start().await;
     d.pull_busybox().await;

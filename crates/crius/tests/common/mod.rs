@@ -89,21 +89,27 @@ async fn connect(sock: &Path) -> Channel {
 impl Daemon {
     /// Starts a daemon in a fresh temp dir.
     pub async fn start() -> Daemon {
-        Daemon::start_with(false, "").await
+        Daemon::start_with(false, "", monitor_binary()).await
+    }
+
+    /// Starts a daemon that runs every container under the given monitor (e.g. Debian's
+    /// `/usr/bin/conmon` instead of crius-monitor).
+    pub async fn start_with_monitor(monitor: &Path) -> Daemon {
+        Daemon::start_with(false, "", monitor.to_path_buf()).await
     }
 
     /// Starts a daemon whose CNI chain also has the portmap plugin (hostPorts).
     pub async fn start_with_portmap() -> Daemon {
-        Daemon::start_with(true, "").await
+        Daemon::start_with(true, "", monitor_binary()).await
     }
 
     /// Starts a daemon whose crius.toml begins with `toml` (top-level keys, e.g.
     /// `pids_limit = 100\n`).
     pub async fn start_with_config(toml: &str) -> Daemon {
-        Daemon::start_with(false, toml).await
+        Daemon::start_with(false, toml, monitor_binary()).await
     }
 
-    async fn start_with(portmap: bool, extra_toml: &str) -> Daemon {
+    async fn start_with(portmap: bool, extra_toml: &str, monitor: PathBuf) -> Daemon {
         ensure_registry();
         let dir = tempfile::Builder::new()
             .prefix("crius-it-")
@@ -156,7 +162,7 @@ impl Daemon {
             "--log-level".into(),
             "debug".into(),
             "--conmon".into(),
-            monitor_binary().to_string_lossy().into_owned(),
+            monitor.to_string_lossy().into_owned(),
             "--cni-config-dir".into(),
             s("cni"),
             "--cni-plugin-dir".into(),
