@@ -97,6 +97,33 @@ async fn cpu_ns(d: &mut Daemon, id: &str) -> u64 {
     .value
 }
 
+/// Runs `cmd` in a new container of `pod` limited to 32 MiB of memory and no swap, and waits
+/// until it has exited.
+async fn run_limited(
+    d: &mut Daemon,
+    pod: &str,
+    pc: &cri::PodSandboxConfig,
+    name: &str,
+    cmd: &[&str],
+) -> cri::ContainerStatus {
+    let cfg = with_resources(
+        name,
+        cmd,
+        cri::LinuxContainerResources {
+            memory_limit_in_bytes: 32 * MIB,
+            memory_swap_limit_in_bytes: 32 * MIB,
+            ..Default::default()
+        },
+    );
+    let id = d.create(pod, pc, cfg).await;
+    d.start_ctr(&id).await;
+    wait_exited(d, &id).await
+}
+
+/// dd allocates its whole 64 MiB block and fills it from /dev/zero: anonymous memory twice the
+/// limit, and no swap to escape to (memory+swap = memory).
+const HOG: &[&str] = &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"];
+
 #[tokio::test]
 async fn memory_limit_exceeded_is_oomkilled_under_conmon() {
     // Debian's conmon reports the OOM kill its own way (its oom file): the same outcome.
@@ -104,18 +131,7 @@ async fn memory_limit_exceeded_is_oomkilled_under_conmon() {
     d.pull_busybox().await;
     let pc = d.pod_config("oom-conmon", false);
     let pod = d.run_pod(&pc).await;
-    let cfg = with_resources(
-        "hog",
-        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
-        cri::LinuxContainerResources {
-            memory_limit_in_bytes: 32 * MIB,
-            memory_swap_limit_in_bytes: 32 * MIB,
-            ..Default::default()
-        },
-    );
-    let id = d.create(&pod, &pc, cfg).await;
-    d.start_ctr(&id).await;
-    let st = wait_exited(&mut d, &id).await;
+    let st = run_limited(&mut d, &pod, &pc, "hog", HOG).await;
     assert_eq!(st.reason, "OOMKilled", "{st:?}");
     assert_eq!(st.exit_code, 137, "{st:?}");
     d.shutdown().await;
@@ -127,60 +143,23 @@ async fn memory_limit_exceeded_is_oomkilled() {
     d.pull_busybox().await;
     let pc = d.pod_config("oom", false);
     let pod = d.run_pod(&pc).await;
-    // dd allocates its whole 64 MiB block and fills it from /dev/zero: anonymous memory
-    // twice the limit, and no swap to escape to (memory+swap = memory).
-    let cfg = with_resources(
-        "hog",
-        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
-        cri::LinuxContainerResources {
-            memory_limit_in_bytes: 32 * MIB,
-            memory_swap_limit_in_bytes: 32 * MIB,
-            ..Default::default()
-        },
-    );
-    let id = d.create(&pod, &pc, cfg).await;
-    d.start_ctr(&id).await;
-    let st = wait_exited(&mut d, &id).await;
+    let st = run_limited(&mut d, &pod, &pc, "hog", HOG).await;
     assert_eq!(st.reason, "OOMKilled", "{st:?}");
     assert_eq!(st.exit_code, 137, "{st:?}");
     assert!(st.finished_at >= st.started_at, "{st:?}");
 
     // A child killed by the OOM killer while the main process goes on and exits 0: the
     // container still ends as OOMKilled (an OOM kill happened in its cgroup), with exit code 0.
-    let cfg = with_resources(
-        "child",
-        &[
-            "sh",
-            "-c",
-            "dd if=/dev/zero of=/dev/null bs=64M count=1; echo dd=$?",
-        ],
-        cri::LinuxContainerResources {
-            memory_limit_in_bytes: 32 * MIB,
-            memory_swap_limit_in_bytes: 32 * MIB,
-            ..Default::default()
-        },
-    );
-    let id = d.create(&pod, &pc, cfg).await;
-    d.start_ctr(&id).await;
-    let st = wait_exited(&mut d, &id).await;
+    let child = "dd if=/dev/zero of=/dev/null bs=64M count=1; echo dd=$?";
+    let st = run_limited(&mut d, &pod, &pc, "child", &["sh", "-c", child]).await;
     assert_eq!(st.reason, "OOMKilled", "{st:?}");
     assert_eq!(st.exit_code, 0, "{st:?}");
     let log = std::fs::read_to_string(&st.log_path).expect("child's log");
     assert!(log.contains(" stdout F dd=137"), "{log}");
 
     // A container that stays under its limit is not reported as OOMKilled.
-    let cfg = with_resources(
-        "small",
-        &["dd", "if=/dev/zero", "of=/dev/null", "bs=1M", "count=4"],
-        cri::LinuxContainerResources {
-            memory_limit_in_bytes: 32 * MIB,
-            memory_swap_limit_in_bytes: 32 * MIB,
-            ..Default::default()
-        },
-    );
-    let id = d.create(&pod, &pc, cfg).await;
-    d.start_ctr(&id).await;
-    let st = wait_exited(&mut d, &id).await;
+    let small = ["dd", "if=/dev/zero", "of=/dev/null", "bs=1M", "count=4"];
+    let st = run_limited(&mut d, &pod, &pc, "small", &small).await;
     assert_eq!(st.reason, "Completed", "{st:?}");
     assert_eq!(st.exit_code, 0, "{st:?}");
     d.shutdown().await;
