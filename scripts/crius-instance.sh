@@ -55,6 +55,9 @@ prepare() {
 	bin=$(find_crius_bin) || die "crius binary missing (build it: cargo build -p crius)"
 	mkdir -p "$DIR"/{root,run,cni,cni-ipam,pod-logs}
 	DIR=$(cd "$DIR" && pwd)
+	# Searchable (not listable) by others, as a user-namespace pod's root must reach its rootfs,
+	# bundle and pod files below it (mktemp -d makes 0700).
+	chmod o+x "$DIR"
 	# A bridge and subnet of our own (bridge names: 15 characters at most).
 	n=$(( $$ % 200 + 20 ))
 	BRIDGE=crt$(( $$ % 1000000 ))

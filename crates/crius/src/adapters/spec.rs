@@ -70,6 +70,18 @@ impl SpecGenerator for CriusSpec {
             uts: pod.namespaces.uts.clone(),
             pid: input.pod_pid_ns.clone(),
         };
+        // A pod with a user namespace: its mappings (its root owns the volume directories).
+        let userns_map = match &pod.namespaces.user {
+            Some(_) => Some(
+                crate::sandbox::userns::pod_mappings(&pod.config)?.ok_or_else(|| {
+                    Error::Internal(format!(
+                        "pod {} has a user namespace but no mappings",
+                        pod.id
+                    ))
+                })?,
+            ),
+            None => None,
+        };
         // Image VOLUMEs no CRI mount covers: an empty directory in the bundle each.
         let mut image_volumes = Vec::new();
         for (i, v) in
@@ -80,6 +92,10 @@ impl SpecGenerator for CriusSpec {
             let host_dir = input.bundle.join("volumes").join(i.to_string());
             std::fs::create_dir_all(&host_dir)
                 .map_err(|e| Error::internal(format!("create {}", host_dir.display()), e))?;
+            if let Some((uid, gid)) = userns_map.map(|m| m.host_root()) {
+                std::os::unix::fs::chown(&host_dir, Some(uid), Some(gid))
+                    .map_err(|e| Error::internal(format!("chown {}", host_dir.display()), e))?;
+            }
             image_volumes.push(ImageVolume {
                 container_path: v,
                 host_dir,
@@ -107,14 +123,8 @@ impl SpecGenerator for CriusSpec {
         .map_err(map_err)?;
         let mut spec = out.spec;
         crius_spec::set_default_pids_limit(&mut spec, self.pids_limit).map_err(map_err)?;
-        if let Some(userns) = &pod.namespaces.user {
-            let map = crate::sandbox::userns::pod_mappings(&pod.config)?.ok_or_else(|| {
-                Error::Internal(format!(
-                    "pod {} has a user namespace but no mappings",
-                    pod.id
-                ))
-            })?;
-            crius_spec::join_user_namespace(&mut spec, userns, &map);
+        if let (Some(userns), Some(map)) = (&pod.namespaces.user, &userns_map) {
+            crius_spec::join_user_namespace(&mut spec, userns, map);
         }
         Ok(GeneratedSpec {
             spec,

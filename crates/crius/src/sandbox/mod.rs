@@ -217,6 +217,9 @@ impl Crius {
                     .into(),
             ));
         }
+        if want.user.is_some() {
+            userns::ensure_traversable(self)?;
+        }
         if want != NsWanted::default() {
             {
                 let c = self.clone();

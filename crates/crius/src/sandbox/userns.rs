@@ -63,6 +63,51 @@ pub fn supported(c: &Crius) -> bool {
     })
 }
 
+/// Makes sure the pod's root (an unprivileged host UID) can reach what the OCI runtime mounts
+/// from inside the user namespace: container rootfs (image store), bundles and pod files. Each
+/// directory from `/` down to them must be searchable by others (`o+x`). The daemon's own
+/// directories (under `root` / `runroot`) that are not get `o+x` added (traverse only, as a
+/// 0711 directory); any other one is a FailedPrecondition naming it.
+pub fn ensure_traversable(c: &Crius) -> Result<()> {
+    make_searchable(
+        &[
+            c.cfg.image_root().join("containers"),
+            c.cfg.bundles_dir(),
+            c.cfg.pods_run_dir(),
+        ],
+        &[c.cfg.root.clone(), c.cfg.runroot.clone()],
+    )
+}
+
+/// Creates each of `targets` and makes every directory from `/` down to it searchable by
+/// others: directories under one of `own` get `o+x`, any other one lacking it is an error.
+fn make_searchable(targets: &[PathBuf], own: &[PathBuf]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for target in targets {
+        std::fs::create_dir_all(target)
+            .map_err(|e| Error::internal(format!("create {}", target.display()), e))?;
+        for dir in target.ancestors() {
+            let md = std::fs::metadata(dir)
+                .map_err(|e| Error::internal(format!("stat {}", dir.display()), e))?;
+            let mode = md.permissions().mode() & 0o7777;
+            if mode & 0o001 != 0 {
+                continue;
+            }
+            if !own.iter().any(|o| dir.starts_with(o)) {
+                return Err(Error::FailedPrecondition(format!(
+                    "user namespaces: {} (mode {mode:o}) is not searchable by the pod's root; \
+                     every parent of the daemon's root and runroot needs o+x (e.g. 0711)",
+                    dir.display(),
+                )));
+            }
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o001))
+                .map_err(|e| Error::internal(format!("chmod o+x {}", dir.display()), e))?;
+            tracing::info!(dir = %dir.display(), "made searchable for user namespace pods");
+        }
+    }
+    Ok(())
+}
+
 impl Crius {
     /// Mounts a container's rootfs for `pod`: idmapped for the pod's user namespace, if any.
     pub async fn mount_pod_rootfs(
@@ -98,6 +143,32 @@ mod tests {
         let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("tempdir");
         assert_eq!(probe_idmap(dir.path()), Ok(()));
         assert!(probe_idmap(std::path::Path::new("/nonexistent/x")).is_err());
+    }
+
+    #[test]
+    fn own_directories_become_searchable_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let own = tmp.path().join("own");
+        std::fs::create_dir(&own).expect("mkdir");
+        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let target = own.join("a/b");
+        make_searchable(std::slice::from_ref(&target), std::slice::from_ref(&own))
+            .expect("own dirs");
+        assert_eq!(mode(&own), 0o701);
+        assert!(target.is_dir());
+
+        let foreign = tmp.path().join("foreign");
+        std::fs::create_dir(&foreign).expect("mkdir");
+        std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let err = make_searchable(&[foreign.join("x")], &[foreign.join("x")]).unwrap_err();
+        assert!(
+            matches!(err, Error::FailedPrecondition(ref m) if m.contains("foreign")),
+            "{err}"
+        );
+        assert_eq!(mode(&foreign), 0o700, "a foreign directory is left alone");
     }
 
     #[test]
