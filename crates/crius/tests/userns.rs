@@ -101,7 +101,8 @@ const SCRIPT: &str = "cat /proc/self/uid_map /proc/self/gid_map; \
     stat -c %u:%g /bin/busybox; stat -c %u:%g /; \
     touch /created && stat -c %u /created; \
     hostname; grep -c testhost /etc/hosts; \
-    ls /sys/class/net | grep -c lo; id -u";
+    ls /sys/class/net | grep -c lo; id -u; \
+    touch /dev/shm/x && echo shm-ok";
 
 #[tokio::test]
 async fn pod_mode_containers_run_in_the_pod_user_namespace_with_idmapped_rootfs() {
@@ -141,9 +142,10 @@ async fn pod_mode_containers_run_in_the_pod_user_namespace_with_idmapped_rootfs(
                 "0:0",    // the image's root-owned busybox, through the idmapped layers
                 "0:0",    // the rootfs top (the upper dir, owned by the mapped root)
                 "0",      // a file the container creates
-                "testhost", "1", // its UTS namespace and the pod's /etc/hosts
-                "1", // sysfs of the pod's netns is mountable: owned by the user namespace
-                "0", // root inside
+                "testhost", "1",      // its UTS namespace and the pod's /etc/hosts
+                "1",      // sysfs of the pod's netns is mountable: owned by the user namespace
+                "0",      // root inside
+                "shm-ok", // the pod's /dev/shm is writable
             ],
             "shared_pid={shared_pid}: {out:?}"
         );
@@ -171,6 +173,26 @@ async fn pod_mode_containers_run_in_the_pod_user_namespace_with_idmapped_rootfs(
             ["0", "1000", "100000"],
             "{text}"
         );
+        if shared_pid {
+            // After a daemon restart the pod (its pinned user namespace, the idmapped rootfs)
+            // is still there and still removed completely.
+            d.restart().await;
+            let out =
+                d.rt.exec_sync(cri::ExecSyncRequest {
+                    container_id: id.clone(),
+                    cmd: vec![
+                        "stat".into(),
+                        "-c".into(),
+                        "%u".into(),
+                        "/bin/busybox".into(),
+                    ],
+                    timeout: 10,
+                })
+                .await
+                .expect("exec_sync after restart")
+                .into_inner();
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+        }
         d.rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
             pod_sandbox_id: pod.clone(),
         })
