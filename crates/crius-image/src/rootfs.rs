@@ -162,21 +162,28 @@ fn mount_overlay_on(
             Err(e) => Err(rootfs_err(cid, "mount overlay", e)),
         };
     }
-    // Too long for one page: relative paths from the store root, in a child process whose
-    // working directory is the root (our own cwd is shared by all threads).
-    let rel_dir = PathBuf::from("containers").join(cid);
-    let rel_lower = if idmapped {
-        (0..lowers.len())
-            .map(|i| format!("{}/{}/{i}", rel_dir.display(), crate::idmap::IDMAP_DIR))
+    // Too long for one page: relative paths, in a child process whose working directory is
+    // the store root (our own cwd is shared by all threads), or the container's directory for
+    // idmapped lowers (which live there).
+    let (cwd, rel_lower, rel_dir) = if idmapped {
+        let lower = (0..lowers.len())
+            .map(|i| format!("{}/{i}", crate::idmap::IDMAP_DIR))
             .collect::<Vec<_>>()
-            .join(":")
+            .join(":");
+        (dir.clone(), lower, PathBuf::new())
     } else {
-        c.layers
+        let lower = c
+            .layers
             .iter()
             .rev()
             .map(|ch| format!("l/{}", crate::store::short_id(ch)))
             .collect::<Vec<_>>()
-            .join(":")
+            .join(":");
+        (
+            paths.root.clone(),
+            lower,
+            PathBuf::from("containers").join(cid),
+        )
     };
     let data = format!(
         "lowerdir={rel_lower},upperdir={},workdir={}",
@@ -194,7 +201,7 @@ fn mount_overlay_on(
         ));
     }
     let out = std::process::Command::new("mount")
-        .current_dir(&paths.root)
+        .current_dir(&cwd)
         .args(["-t", "overlay", "overlay", "-o", &data])
         .arg(&merged)
         .output()

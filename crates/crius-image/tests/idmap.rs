@@ -54,15 +54,16 @@ struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.join("merged"))
-            .status();
-        for n in names(&self.dir.join("idmap")) {
+        let umount = |p: PathBuf| {
             let _ = Command::new("umount")
                 .arg("-l")
-                .arg(self.dir.join("idmap").join(n))
+                .arg(p)
+                .stderr(Stdio::null())
                 .status();
+        };
+        umount(self.dir.join("merged"));
+        for n in names(&self.dir.join("idmap")) {
+            umount(self.dir.join("idmap").join(n));
         }
     }
 }
@@ -180,4 +181,36 @@ fn probe_accepts_this_filesystem_with_a_real_userns_only() {
     let dir = tempfile::tempdir().unwrap();
     crius_image::idmap_supported(dir.path(), &userns.path()).unwrap();
     assert!(crius_image::idmap_supported(dir.path(), Path::new("/proc/self/ns/user")).is_err());
+}
+
+#[tokio::test]
+async fn idmapped_rootfs_of_many_layers_takes_the_relative_path_mount() {
+    ensure_registry();
+    let n = 100;
+    let layers: Vec<_> = (0..n)
+        .map(|i| {
+            let mut t = TarBuilder::new();
+            t.file(&format!("layer-{i:03}"), format!("{i}").as_bytes(), 0o644);
+            (t.finish(), Compression::Gzip)
+        })
+        .collect();
+    let r = format!("{LOCAL}/crius-image-test/idmap-many:{n}");
+    push_image(&r, &layers, serde_json::json!({}), &OciAuth::Anonymous).await;
+    let (_dir, svc) = service_with(MIRROR_CONF, RootfsMode::Overlay).await;
+    svc.pull(&r, None).await.unwrap();
+    let userns = Userns::new(5000);
+    let idmap = RootfsIdmap {
+        userns: userns.path(),
+        root_uid: 5000,
+        root_gid: 5000,
+    };
+    let cid = unique("idmap-many");
+    let cdir = svc.root().join("containers").join(&cid);
+    let _g = Guard { dir: cdir.clone() };
+    let root = svc.mount_rootfs_idmapped(&r, &cid, &idmap).await.unwrap();
+    assert_eq!(names(&root).len(), n);
+    assert_eq!(std::fs::read(root.join("layer-042")).unwrap(), b"42");
+    assert_eq!(uid(&root.join("layer-099")), 5000);
+    svc.unmount_rootfs(&cid).await.unwrap();
+    assert!(!cdir.exists(), "container dir left behind");
 }
