@@ -20,6 +20,30 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Largest gRPC message (ExecSync output can be 2 × 16 MiB).
 const MAX_MESSAGE: usize = 64 << 20;
 
+/// Allocator settings for a long-running daemon whose large allocations come in bursts (image
+/// pulls): at most two malloc arenas, and fixed mmap/trim thresholds so that buffers of 128 KiB
+/// and more go back to the kernel when freed (glibc's dynamic threshold otherwise raises itself
+/// after the first such free and keeps later ones in the heap). Call before other threads start.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called from main before any other
+    // thread exists, and a refused value (return 0) leaves glibc's default in place.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Hands the allocator's free pages back to the kernel (after a burst such as an image pull).
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes each arena's lock itself and has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Removes a stale socket; refuses when another daemon answers on it.
 async fn claim_socket(path: &Path) -> Result<()> {
     if !path.exists() {

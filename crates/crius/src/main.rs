@@ -136,7 +136,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
+            crius::daemon::tune_allocator();
+            // The daemon mostly waits on child processes and files: a few workers are enough,
+            // and each one costs memory (stack, allocator caches) on a many-core host.
+            let workers = std::thread::available_parallelism()
+                .map(|n| n.get().min(4))
+                .unwrap_or(2);
             let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
                 .enable_all()
                 .build()?;
             rt.block_on(crius::daemon::serve(cfg))?;

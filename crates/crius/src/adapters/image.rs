@@ -81,12 +81,10 @@ impl ImageStore for Images {
             registry_token: a.registry_token,
             ..Default::default()
         });
-        let i = self
-            .svc
-            .pull(reference, auth.as_ref())
-            .await
-            .map_err(map_err)?;
-        Ok(i.id)
+        let res = self.svc.pull(reference, auth.as_ref()).await;
+        // A pull allocates and frees tens of MiB (manifests, layer buffers, unpack).
+        crate::daemon::release_free_memory();
+        Ok(res.map_err(map_err)?.id)
     }
 
     async fn list(&self) -> Result<Vec<ImageInfo>> {
