@@ -49,6 +49,15 @@ pub use types::{FsUsage, ImageInfo, ImageServiceConfig, RegistryAuth, RootfsMode
 use pull::Failure;
 use store::{ContainerRecord, Image, ImageRecord, LayerRecord, Paths, State};
 
+/// Unpacks one layer blob (gzip, zstd or plain tar, by magic bytes) read from `reader` into
+/// `dest`, an existing empty directory, with the same checks as a pull (nothing outside
+/// `dest`, whiteouts in overlayfs form). Returns the diff ID (digest of the uncompressed tar).
+/// Blocking; the caller checks the diff ID against the image config. Used by the benchmark
+/// example to time an unpack without the download.
+pub fn unpack_layer_blob<R: std::io::Read>(reader: R, dest: &Path, name: &str) -> Result<String> {
+    pull::decompress_and_unpack(reader, dest, name).map(|(diff_id, _)| diff_id)
+}
+
 /// The image service. Cheap to clone (shared state behind an `Arc`).
 #[derive(Clone)]
 pub struct ImageService {

@@ -197,6 +197,26 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Sets the ext2/3/4 "top of directory hierarchy" flag (`chattr +T`) on `dir`, where layers
+/// are unpacked: ext4's Orlov allocator then places each new layer directory (and the files in
+/// it) in the least used block group instead of the parent's. Without it, on ext4 without a
+/// journal, each file create walks the recently deleted inodes of a group that a removed
+/// image just freed (`recently_deleted()` in the allocator): measured 3.8 s instead of 0.13 s
+/// for 4000 small files after an `rmi`. A hint only: filesystems without the flag ignore it.
+pub(crate) fn mark_top_dir(dir: &Path) {
+    use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
+    let r = std::fs::File::open(dir).and_then(|f| {
+        let flags = ioctl_getflags(&f)?;
+        if !flags.contains(IFlags::TOPDIR) {
+            ioctl_setflags(&f, flags | IFlags::TOPDIR)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = r {
+        tracing::debug!(dir = %dir.display(), error = %e, "cannot set the top-dir flag (not ext4?)");
+    }
+}
+
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let data = std::fs::read(path).map_err(|e| ImageError::io("read", path, e))?;
     serde_json::from_slice(&data).map_err(|e| {
@@ -223,6 +243,7 @@ impl Paths {
         ] {
             std::fs::create_dir_all(&d).map_err(|e| ImageError::io("create dir", &d, e))?;
         }
+        mark_top_dir(&self.tmp());
         Ok(())
     }
 
@@ -407,6 +428,26 @@ pub(crate) fn collect_garbage(paths: &Paths, state: &State) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_marks_the_unpack_dir_top_of_hierarchy() {
+        use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
+        let root = tempfile::tempdir().unwrap();
+        // Whether this filesystem keeps the flag at all (ext2/3/4 do; tmpfs does not).
+        let probe = std::fs::File::open(root.path()).unwrap();
+        let supported = ioctl_getflags(&probe)
+            .and_then(|f| ioctl_setflags(&probe, f | IFlags::TOPDIR))
+            .is_ok();
+        let paths = Paths {
+            root: root.path().join("store"),
+        };
+        paths.init().unwrap();
+        let tmp = std::fs::File::open(paths.tmp()).unwrap();
+        match ioctl_getflags(&tmp) {
+            Ok(f) => assert_eq!(f.contains(IFlags::TOPDIR), supported),
+            Err(e) => assert!(!supported, "getflags: {e}"),
+        }
+    }
 
     #[test]
     fn chain_ids_follow_the_spec() {

@@ -10,6 +10,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::rc::Rc;
 
 use rustix::fs::{
     self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
@@ -46,7 +47,16 @@ struct Unpacker<'a> {
     dirs: Vec<DirMeta>,
     stats: UnpackStats,
     xattr_warned: bool,
+    /// The parent directory of the last entry (its path and an `O_PATH` fd opened beneath the
+    /// root): consecutive entries of a tar mostly share it. Dropped whenever an entry removes
+    /// anything, since a removed name may have been on that path.
+    parent: Option<(Vec<u8>, Rc<OwnedFd>)>,
+    /// Copy buffer for file contents.
+    buf: Vec<u8>,
 }
+
+/// Size of the copy buffer: large writes, few syscalls.
+const COPY_BUF: usize = 256 * 1024;
 
 /// Unpacks the (uncompressed) tar stream `reader` into the existing empty directory `dest`.
 /// `layer` names the layer in errors.
@@ -64,6 +74,8 @@ pub(crate) fn unpack_layer<R: Read>(reader: R, dest: &Path, layer: &str) -> Resu
         dirs: Vec::new(),
         stats: UnpackStats::default(),
         xattr_warned: false,
+        parent: None,
+        buf: vec![0; COPY_BUF],
     };
     let mut archive = tar::Archive::new(reader);
     let entries = archive
@@ -166,6 +178,19 @@ impl Unpacker<'_> {
             .map_err(|e| self.resolve_err(e))
     }
 
+    /// [`Self::open_dir`] with `O_PATH`, creating what is missing, through the one-entry cache.
+    fn parent_dir(&mut self, comps: &[&[u8]]) -> Result<Rc<OwnedFd>> {
+        let key = join(comps);
+        if let Some((path, fd)) = &self.parent {
+            if *path == key {
+                return Ok(fd.clone());
+            }
+        }
+        let fd = Rc::new(self.open_dir(comps, OFlags::PATH, true)?);
+        self.parent = Some((key, fd.clone()));
+        Ok(fd)
+    }
+
     fn resolve_err(&self, e: Errno) -> ImageError {
         match e {
             Errno::XDEV => self.hostile("path leads outside the layer (through a symlink or ..)"),
@@ -177,7 +202,7 @@ impl Unpacker<'_> {
 
     /// Removes whatever is at `name` in `parent`, unless it is a directory and `keep_dir`.
     /// Returns true when a directory was kept.
-    fn clear(&self, parent: &OwnedFd, name: &[u8], keep_dir: bool) -> Result<bool> {
+    fn clear(&mut self, parent: &OwnedFd, name: &[u8], keep_dir: bool) -> Result<bool> {
         match rfs::statat(parent, os(name), AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => Ok(false),
             Err(e) => Err(self.fs_err("stat existing", e)),
@@ -186,9 +211,11 @@ impl Unpacker<'_> {
                     if keep_dir {
                         return Ok(true);
                     }
+                    self.parent = None;
                     remove_tree_at(parent.as_fd(), name)
                         .map_err(|e| self.fs_err("remove existing directory", e))?;
                 } else {
+                    self.parent = None;
                     rfs::unlinkat(parent, os(name), AtFlags::empty())
                         .map_err(|e| self.fs_err("remove existing", e))?;
                 }
@@ -231,7 +258,7 @@ impl Unpacker<'_> {
             if target.is_empty() || target == "." || target == ".." || target.contains('/') {
                 return Err(self.hostile(format!("whiteout of {target:?}")));
             }
-            let parent = self.open_dir(parent_comps, OFlags::PATH, true)?;
+            let parent = self.parent_dir(parent_comps)?;
             self.clear(&parent, target.as_bytes(), false)?;
             rfs::mknodat(
                 &parent,
@@ -262,15 +289,21 @@ impl Unpacker<'_> {
                 tv_nsec: 0,
             },
         };
-        let parent = self.open_dir(parent_comps, OFlags::PATH, true)?;
+        let parent = self.parent_dir(parent_comps)?;
         self.stats.inodes += 1;
 
         match kind {
             EntryType::Directory => {
-                let kept = self.clear(&parent, name, true)?;
-                if !kept {
-                    rfs::mkdirat(&parent, os(name), Mode::from_raw_mode(0o700))
-                        .map_err(|e| self.fs_err("mkdir", e))?;
+                // Create first; only a name already taken needs a look (and maybe a removal).
+                match rfs::mkdirat(&parent, os(name), Mode::from_raw_mode(0o700)) {
+                    Ok(()) => {}
+                    Err(Errno::EXIST) => {
+                        if !self.clear(&parent, name, true)? {
+                            rfs::mkdirat(&parent, os(name), Mode::from_raw_mode(0o700))
+                                .map_err(|e| self.fs_err("mkdir", e))?;
+                        }
+                    }
+                    Err(e) => return Err(self.fs_err("mkdir", e)),
                 }
                 rfs::chownat(
                     &parent,
@@ -299,20 +332,30 @@ impl Unpacker<'_> {
                 });
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.clear(&parent, name, false)?;
-                let fd = rfs::openat(
-                    &parent,
-                    os(name),
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| self.fs_err("create file", e))?;
+                // O_CREAT | O_EXCL never follows a symlink and fails on any existing name:
+                // only then is the old entry looked at and removed.
+                let create = |parent: &OwnedFd| {
+                    rfs::openat(
+                        parent,
+                        os(name),
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                };
+                let fd = match create(&parent) {
+                    Ok(fd) => fd,
+                    Err(Errno::EXIST) => {
+                        self.clear(&parent, name, false)?;
+                        create(&parent).map_err(|e| self.fs_err("create file", e))?
+                    }
+                    Err(e) => return Err(self.fs_err("create file", e)),
+                };
                 let mut file = std::fs::File::from(fd);
-                let n = io::copy(entry, &mut file).map_err(|e| self.fs_err("write file", e))?;
+                let n = self.copy_to(entry, &mut file)?;
                 self.stats.bytes += n;
                 rfs::fchown(&file, owner.0, owner.1).map_err(|e| self.fs_err("chown", e))?;
                 for (k, v) in &xattrs {
@@ -407,6 +450,24 @@ impl Unpacker<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Copies the entry's data into `file` through the large buffer.
+    fn copy_to<R: Read>(&mut self, entry: &mut R, file: &mut std::fs::File) -> Result<u64> {
+        use std::io::Write;
+        let mut total = 0u64;
+        loop {
+            let n = match entry.read(&mut self.buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.fs_err("read file data", e)),
+            };
+            if let Err(e) = file.write_all(&self.buf[..n]) {
+                return Err(self.fs_err("write file", e));
+            }
+            total += n as u64;
+        }
     }
 
     fn set_path_xattrs(
@@ -664,6 +725,59 @@ mod tests {
             }
             drop(dir);
         }
+    }
+
+    /// The cached parent directory must not outlive a removal on its path: entries written
+    /// after a replaced directory or symlink land in the new one, and a symlink swapped to
+    /// point outside is refused.
+    #[test]
+    fn replaced_parents_are_resolved_again() {
+        let mut b = tar::Builder::new(Vec::new());
+        let dir = |b: &mut tar::Builder<Vec<u8>>, p: &str| {
+            b.append_data(&mut header(EntryType::Directory, 0, 0o755), p, &b""[..])
+                .unwrap()
+        };
+        let file = |b: &mut tar::Builder<Vec<u8>>, p: &str, d: &[u8]| {
+            b.append_data(&mut header(EntryType::Regular, d.len() as u64, 0o644), p, d)
+                .unwrap()
+        };
+        let link = |b: &mut tar::Builder<Vec<u8>>, p: &str, t: &str| {
+            b.append_link(&mut header(EntryType::Symlink, 0, 0o777), p, t)
+                .unwrap()
+        };
+        dir(&mut b, "a/");
+        file(&mut b, "a/f1", b"1");
+        file(&mut b, "a", b"file"); // the directory goes
+        dir(&mut b, "a/"); // and a new one comes
+        file(&mut b, "a/f2", b"2");
+        dir(&mut b, "r1/");
+        dir(&mut b, "r2/");
+        link(&mut b, "lnk", "r1");
+        file(&mut b, "lnk/x", b"x");
+        link(&mut b, "lnk", "r2");
+        file(&mut b, "lnk/y", b"y");
+        let (d, r) = unpack(b.into_inner().unwrap());
+        r.unwrap();
+        let p = d.path();
+        assert!(!p.join("a/f1").exists());
+        assert_eq!(std::fs::read(p.join("a/f2")).unwrap(), b"2");
+        assert_eq!(std::fs::read(p.join("r1/x")).unwrap(), b"x");
+        assert_eq!(std::fs::read(p.join("r2/y")).unwrap(), b"y");
+        assert!(!p.join("r1/y").exists());
+
+        let outside = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        dir(&mut b, "r1/");
+        link(&mut b, "lnk", "r1");
+        file(&mut b, "lnk/x", b"x");
+        link(&mut b, "lnk", outside.path().to_str().unwrap());
+        file(&mut b, "lnk/evil", b"e");
+        let (_d, r) = unpack(b.into_inner().unwrap());
+        match r {
+            Err(ImageError::HostileLayer { entry, .. }) => assert_eq!(entry, "lnk/evil"),
+            other => panic!("expected HostileLayer, got {other:?}"),
+        }
+        assert!(!outside.path().join("evil").exists());
     }
 
     #[test]
