@@ -193,8 +193,9 @@ impl Crius {
                 c.be.images.unmount_rootfs(&id).await
             });
         }
+        // No save here: a Creating record already makes recovery unmount the rootfs, and the
+        // flag is written with the Created record below (one durable write less per create).
         rec.rootfs_mounted = true;
-        self.save_container(&rec)?;
         let rootfs = self.mount_pod_rootfs(pod, &image.id, &id).await?;
         // 3. Spec and bundle.
         {
@@ -261,7 +262,7 @@ impl Crius {
         rec.user = gen.user;
         let json = serde_json::to_value(&gen.spec).ctx("encode spec")?;
         let data = serde_json::to_vec_pretty(&json).ctx("encode spec")?;
-        crate::state::store::write_atomic(&bundle.join("config.json"), &data)?;
+        crate::state::store::write_atomic_volatile(&bundle.join("config.json"), &data)?;
         if !log_path.is_empty() {
             if let Some(dir) = std::path::Path::new(&log_path).parent() {
                 std::fs::create_dir_all(dir).ctx(format!("create log dir {}", dir.display()))?;
@@ -344,8 +345,9 @@ impl Crius {
         }
         rec.state = ContainerState::Running;
         rec.started_at = now_ns();
-        if let Ok(Some(st)) = rt.state(&rec.id).await {
-            if st.pid != 0 {
+        // The init pid comes from create; ask the runtime only when it was not known.
+        if rec.pid == 0 {
+            if let Ok(Some(st)) = rt.state(&rec.id).await {
                 rec.pid = st.pid;
             }
         }
@@ -526,16 +528,21 @@ impl Crius {
     /// ListContainers.
     pub fn list_containers(&self, filter: Option<cri::ContainerFilter>) -> Vec<cri::Container> {
         let f = filter.unwrap_or_default();
+        // Sort the (small) matching entries, then build the (large) items in order: no record
+        // is copied and no item is moved by the sort.
         let mut v: Vec<_> = self
             .state
             .containers()
             .into_iter()
-            .map(|e| e.get())
-            .filter(|r| status::matches(r, &f))
-            .map(|r| status::container_item(&r))
+            .filter_map(|e| {
+                e.read(|r| status::matches(r, &f).then_some(r.created_at))
+                    .map(|t| (t, e))
+            })
             .collect();
-        v.sort_by_key(|c| c.created_at);
-        v
+        v.sort_by_key(|(t, _)| *t);
+        v.iter()
+            .map(|(_, e)| e.read(status::container_item))
+            .collect()
     }
 
     /// A running container's record, else FailedPrecondition.

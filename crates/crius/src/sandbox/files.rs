@@ -94,7 +94,7 @@ pub fn write_base(
 
 /// Rewrites /etc/hosts once the pod IP is known.
 pub fn write_hosts(files: &PodFiles, hostname: &str, ip: Option<&str>) -> Result<()> {
-    crate::state::store::write_atomic(&files.hosts(), hosts_file(hostname, ip).as_bytes())
+    crate::state::store::write_atomic_volatile(&files.hosts(), hosts_file(hostname, ip).as_bytes())
 }
 
 fn copy_or_empty(src: &Path, dst: &Path) -> Result<()> {

@@ -89,7 +89,7 @@ impl Crius {
             std::fs::create_dir_all(&p).ctx(format!("create {}", p.display()))?;
         }
         let spec = infra_spec(pod, &id, &pause);
-        crate::state::store::write_atomic(
+        crate::state::store::write_atomic_volatile(
             &bundle.join("config.json"),
             spec.to_string().as_bytes(),
         )?;

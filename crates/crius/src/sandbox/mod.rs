@@ -404,15 +404,16 @@ impl Crius {
     /// ListPodSandbox.
     pub fn list_pod_sandbox(&self, filter: Option<cri::PodSandboxFilter>) -> Vec<cri::PodSandbox> {
         let f = filter.unwrap_or_default();
-        let mut items: Vec<_> = self
+        let mut v: Vec<_> = self
             .state
             .pods()
             .into_iter()
-            .map(|e| e.get())
-            .filter(|r| status::matches(r, &f))
-            .map(|r| status::pod_item(&r))
+            .filter_map(|e| {
+                e.read(|r| status::matches(r, &f).then_some(r.created_at))
+                    .map(|t| (t, e))
+            })
             .collect();
-        items.sort_by_key(|p| p.created_at);
-        items
+        v.sort_by_key(|(t, _)| *t);
+        v.iter().map(|(_, e)| e.read(status::pod_item)).collect()
     }
 }

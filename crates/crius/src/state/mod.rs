@@ -41,6 +41,15 @@ impl<T: Clone> Entry<T> {
         }
     }
 
+    /// Calls `f` with the current record under the read lock, without copying it (for readers
+    /// such as List that need a few fields of many records).
+    pub fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        match self.record.read() {
+            Ok(g) => f(&g),
+            Err(p) => f(&p.into_inner()),
+        }
+    }
+
     /// Applies `f` under the write lock; when it returns true (changed), `persist` is called
     /// with the new record still under the lock and the new record is returned.
     pub fn update<F, P>(&self, f: F, persist: P) -> Result<Option<T>>
@@ -211,7 +220,7 @@ impl State {
     pub fn pod_containers(&self, pod_id: &str) -> Vec<Arc<Entry<ContainerRecord>>> {
         read(&self.containers)
             .values()
-            .filter(|c| c.get().pod_id == pod_id)
+            .filter(|c| c.read(|r| r.pod_id == pod_id))
             .cloned()
             .collect()
     }

@@ -127,8 +127,19 @@ impl Store {
     }
 }
 
+/// Writes `data` to `path` atomically (temp file, rename) without fsync: for files under the
+/// runroot (bundles' config.json, a pod's hosts), which do not outlive a reboot by design; a
+/// daemon crash still leaves the old or the new content, never a partial file.
+pub fn write_atomic_volatile(path: &Path, data: &[u8]) -> Result<()> {
+    write_temp_and_rename(path, data, false)
+}
+
 /// Writes `data` to `path` atomically and durably.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_temp_and_rename(path, data, true)
+}
+
+fn write_temp_and_rename(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -138,7 +149,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let res = (|| -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)
     })();
     if let Err(e) = res {
@@ -148,7 +161,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
             e,
         ));
     }
-    sync_dir(dir)
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
