@@ -70,16 +70,28 @@ pub fn infra_spec(pod: &PodRecord, infra_id: &str, pause_binary: &Path) -> serde
     spec
 }
 
+/// Whether `pid` is a live process (not gone, not a zombie).
+fn process_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the command name in parentheses, which may hold anything.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x')),
+        Err(_) => false,
+    }
+}
+
 impl Crius {
-    /// Creates and starts the infra container of `pod`; returns (ID, PID).
-    pub async fn start_infra(&self, pod: &PodRecord) -> Result<(String, u32)> {
+    /// Creates and starts the infra container `id` of `pod`; returns its PID. On failure
+    /// nothing of it is left.
+    pub async fn start_infra(&self, pod: &PodRecord, id: &str) -> Result<u32> {
         let pause = self.pause_binary.clone().ok_or_else(|| {
             Error::FailedPrecondition(
                 "pod shares its PID namespace but crius-pause was not found".into(),
             )
         })?;
-        let id = crate::state::new_id();
-        let bundle = self.cfg.bundles_dir().join(&id);
+        let bundle = self.cfg.bundles_dir().join(id);
         let rootfs = bundle.join("rootfs");
         std::fs::create_dir_all(rootfs.join("proc")).ctx(format!("create {}", rootfs.display()))?;
         std::fs::create_dir_all(rootfs.join("dev")).ctx("create infra /dev")?;
@@ -88,14 +100,14 @@ impl Crius {
             let p = rootfs.join(dir.trim_start_matches('/'));
             std::fs::create_dir_all(&p).ctx(format!("create {}", p.display()))?;
         }
-        let spec = infra_spec(pod, &id, &pause);
+        let spec = infra_spec(pod, id, &pause);
         crate::state::store::write_atomic_volatile(
             &bundle.join("config.json"),
             spec.to_string().as_bytes(),
         )?;
         let rt = self.runtime(&pod.runtime_handler)?;
         let opts = CreateOpts {
-            id: id.clone(),
+            id: id.to_string(),
             bundle: bundle.clone(),
             log_path: Some(bundle.join("infra.log")),
             stdin: false,
@@ -104,30 +116,32 @@ impl Crius {
         };
         let res = async {
             let pid = rt.create(&opts).await?;
-            rt.start(&id).await?;
-            match rt.state(&id).await? {
-                Some(st) if st.status == crate::backend::RtStatus::Running => Ok(st.pid),
-                _ => {
-                    let log = std::fs::read_to_string(bundle.join("infra.log")).unwrap_or_default();
-                    Err(Error::Internal(format!(
-                        "infra process {pid} exited at start: {}",
-                        log.trim()
-                    )))
-                }
+            rt.start(id).await?;
+            // pause runs until killed: a dead (or zombie) init right after start means it
+            // failed; /proc says so without one more runtime process (`state`).
+            if process_running(pid) {
+                Ok(pid)
+            } else {
+                let log = std::fs::read_to_string(bundle.join("infra.log")).unwrap_or_default();
+                Err(Error::Internal(format!(
+                    "infra process {pid} exited at start: {}",
+                    log.trim()
+                )))
             }
         }
         .await;
         match res {
-            Ok(pid) => Ok((id, pid)),
+            Ok(pid) => Ok(pid),
             Err(e) => {
-                let _ = rt.delete(&id).await;
+                let _ = rt.delete(id).await;
                 let _ = std::fs::remove_dir_all(&bundle);
                 Err(e.context("start infra container"))
             }
         }
     }
 
-    /// Kills and deletes a pod's infra container and its bundle; idempotent.
+    /// Kills and deletes a pod's infra container and its bundle; idempotent (also for an ID
+    /// that was never created).
     pub async fn remove_infra(&self, handler: &str, infra_id: &str) -> Result<()> {
         let rt = self.runtime(handler)?;
         rt.stop(infra_id, std::time::Duration::ZERO, libc::SIGKILL)

@@ -172,9 +172,23 @@ impl Crius {
         let host_net = ns.network == cri::NamespaceMode::Node as i32;
         let host_ipc = ns.ipc == cri::NamespaceMode::Node as i32;
         let shared_pid = ns.pid == cri::NamespaceMode::Pod as i32;
+        // Everything below is named up front (namespace pins and the CNI cache go by the pod
+        // ID, the infra container by an ID chosen now), so that one durable record written
+        // before anything is made lets a restart after a crash remove all of it: no record
+        // write between the steps.
+        rec.network_attached = !host_net;
+        if shared_pid {
+            rec.infra_id = Some(new_id());
+        }
+        let t0 = std::time::Instant::now();
+        let phase = |what: &str| {
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            tracing::debug!(pod = %id, ms, "run pod sandbox: {what} done");
+        };
 
         // 1. The record, before anything is made.
         self.save_pod(&rec)?;
+        phase("record");
         {
             let c = self.clone();
             let id = id.clone();
@@ -204,6 +218,7 @@ impl Crius {
             files::mount_shm(&files, self.cfg.shm_size)?;
             rec.shm_mounted = true;
         }
+        phase("pod files");
         // 3. Pinned namespaces.
         let want = NsWanted {
             net: !host_net,
@@ -233,38 +248,47 @@ impl Crius {
                 .network
                 .create_namespaces(&id, &hostname, want)
                 .await?;
-            self.save_pod(&rec)?;
+            phase("namespaces");
         }
-        // 4. CNI.
-        if let Some(net) = rec.pod_network().filter(|_| !host_net) {
-            {
-                let c = self.clone();
-                let net = net.clone();
-                undo.push("CNI DEL", async move { c.be.network.teardown(&net).await });
-            }
-            rec.network_attached = true;
-            self.save_pod(&rec)?;
-            rec.ips = self.be.network.setup(&net).await?;
-            files::write_hosts(&files, &hostname, rec.ips.first().map(String::as_str))?;
-            self.save_pod(&rec)?;
+        // 4. CNI, and at the same time the infra container (only for a pod-shared PID
+        // namespace): it joins the pinned namespaces, which CNI fills but does not replace.
+        let net = rec.pod_network().filter(|_| rec.network_attached);
+        if let Some(net) = &net {
+            let c = self.clone();
+            let net = net.clone();
+            undo.push("CNI DEL", async move { c.be.network.teardown(&net).await });
         }
-        // 5. Infra container, only for a pod-shared PID namespace.
-        if shared_pid {
-            let (infra_id, pid) = self.start_infra(&rec).await?;
-            {
-                let c = self.clone();
-                let handler = rec.runtime_handler.clone();
-                let infra_id = infra_id.clone();
-                undo.push("remove infra", async move {
-                    c.remove_infra(&handler, &infra_id).await
-                });
-            }
-            rec.infra_id = Some(infra_id);
-            rec.infra_pid = Some(pid);
+        if let Some(infra_id) = rec.infra_id.clone() {
+            let c = self.clone();
+            let handler = rec.runtime_handler.clone();
+            undo.push("remove infra", async move {
+                c.remove_infra(&handler, &infra_id).await
+            });
         }
+        let cni = async {
+            let Some(net) = &net else {
+                return Ok::<_, Error>(Vec::new());
+            };
+            let ips = self.be.network.setup(net).await?;
+            phase("CNI ADD");
+            files::write_hosts(&files, &hostname, ips.first().map(String::as_str))?;
+            Ok(ips)
+        };
+        let infra = async {
+            let Some(infra_id) = &rec.infra_id else {
+                return Ok::<_, Error>(None);
+            };
+            let pid = self.start_infra(&rec, infra_id).await?;
+            phase("infra container");
+            Ok(Some(pid))
+        };
+        let (ips, infra_pid) = tokio::join!(cni, infra);
+        rec.ips = ips?;
+        rec.infra_pid = infra_pid?;
         rec.stage = Stage::Created;
         rec.state = PodState::Ready;
         self.save_pod(&rec)?;
+        phase("ready record");
         Ok(rec)
     }
 
@@ -363,9 +387,21 @@ impl Crius {
             self.remove_infra(&rec.runtime_handler, infra).await?;
         }
         if rec.network_attached {
-            if let Some(net) = rec.pod_network() {
-                self.be.network.teardown(&net).await?;
-            }
+            // A pod interrupted while being made may not have its netns path yet: CNI DEL
+            // goes by the pod ID (and does nothing if ADD never began).
+            let net = rec.pod_network().unwrap_or_else(|| {
+                let md = rec.metadata();
+                PodNetwork {
+                    id: rec.id.clone(),
+                    name: md.name,
+                    namespace: md.namespace,
+                    uid: md.uid,
+                    netns: Default::default(),
+                    port_mappings: rec.config.port_mappings.clone(),
+                    dns: rec.config.dns_config.clone(),
+                }
+            });
+            self.be.network.teardown(&net).await?;
         }
         self.be.network.remove_namespaces(&rec.id).await?;
         // Busy directories (a cgroup still inside) are logged and left: not worth failing for.
