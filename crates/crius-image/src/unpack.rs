@@ -5,6 +5,7 @@
 //! refused with [`ImageError::HostileLayer`] naming the entry. Whiteouts become overlayfs
 //! whiteouts (char device 0/0) and opaque markers become `trusted.overlay.opaque=y`.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -47,13 +48,16 @@ struct Unpacker<'a> {
     dirs: Vec<DirMeta>,
     stats: UnpackStats,
     xattr_warned: bool,
-    /// The parent directory of the last entry (its path and an `O_PATH` fd opened beneath the
-    /// root): consecutive entries of a tar mostly share it. Dropped whenever an entry removes
-    /// anything, since a removed name may have been on that path.
-    parent: Option<(Vec<u8>, Rc<OwnedFd>)>,
+    /// Parent directories of recent entries (path -> `O_PATH` fd opened beneath the root):
+    /// entries of a tar mostly share a few. Emptied whenever an entry removes anything (a
+    /// removed name may have been on one of these paths) and when it holds [`PARENT_CACHE`].
+    parents: HashMap<Vec<u8>, Rc<OwnedFd>>,
     /// Copy buffer for file contents.
     buf: Vec<u8>,
 }
+
+/// Most parent directory fds kept open at once.
+const PARENT_CACHE: usize = 64;
 
 /// Size of the copy buffer: large writes, few syscalls.
 const COPY_BUF: usize = 256 * 1024;
@@ -74,7 +78,7 @@ pub(crate) fn unpack_layer<R: Read>(reader: R, dest: &Path, layer: &str) -> Resu
         dirs: Vec::new(),
         stats: UnpackStats::default(),
         xattr_warned: false,
-        parent: None,
+        parents: HashMap::new(),
         buf: vec![0; COPY_BUF],
     };
     let mut archive = tar::Archive::new(reader);
@@ -178,16 +182,17 @@ impl Unpacker<'_> {
             .map_err(|e| self.resolve_err(e))
     }
 
-    /// [`Self::open_dir`] with `O_PATH`, creating what is missing, through the one-entry cache.
+    /// [`Self::open_dir`] with `O_PATH`, creating what is missing, through the cache.
     fn parent_dir(&mut self, comps: &[&[u8]]) -> Result<Rc<OwnedFd>> {
         let key = join(comps);
-        if let Some((path, fd)) = &self.parent {
-            if *path == key {
-                return Ok(fd.clone());
-            }
+        if let Some(fd) = self.parents.get(&key) {
+            return Ok(fd.clone());
         }
         let fd = Rc::new(self.open_dir(comps, OFlags::PATH, true)?);
-        self.parent = Some((key, fd.clone()));
+        if self.parents.len() >= PARENT_CACHE {
+            self.parents.clear();
+        }
+        self.parents.insert(key, fd.clone());
         Ok(fd)
     }
 
@@ -211,11 +216,11 @@ impl Unpacker<'_> {
                     if keep_dir {
                         return Ok(true);
                     }
-                    self.parent = None;
+                    self.parents.clear();
                     remove_tree_at(parent.as_fd(), name)
                         .map_err(|e| self.fs_err("remove existing directory", e))?;
                 } else {
-                    self.parent = None;
+                    self.parents.clear();
                     rfs::unlinkat(parent, os(name), AtFlags::empty())
                         .map_err(|e| self.fs_err("remove existing", e))?;
                 }
