@@ -18,6 +18,13 @@ impl Crius {
         }
         let pods: Vec<(String, PodRecord)> = store.all(Kind::Pod)?;
         let containers: Vec<(String, ContainerRecord)> = store.all(Kind::Container)?;
+        // Names live in the records (State::reserve_name writes no file of its own).
+        for (_, rec) in &pods {
+            self.state.restore_name(&rec.name, &rec.id);
+        }
+        for (_, rec) in &containers {
+            self.state.restore_name(&rec.name, &rec.id);
+        }
 
         for (_, rec) in pods {
             match rec.stage {

@@ -131,7 +131,10 @@ impl State {
         }
     }
 
-    /// Reserves `name` for `id` durably; `AlreadyExists` when taken by another ID.
+    /// Reserves `name` for `id`; `AlreadyExists` when taken by another ID. The reservation is
+    /// made durable by the record that carries the name (pods and containers write theirs
+    /// before they make anything), and recovery restores names from those records: no file
+    /// of its own (one durable write less per RunPodSandbox and CreateContainer).
     pub fn reserve_name(&self, name: &str, id: &str) -> Result<NameGuard<'_>> {
         {
             let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
@@ -144,13 +147,11 @@ impl State {
             }
             names.insert(name.to_string(), id.to_string());
         }
-        let guard = NameGuard {
+        Ok(NameGuard {
             state: self,
             name: name.to_string(),
             committed: false,
-        };
-        self.store.put(Kind::Name, name, &(name, id))?;
-        Ok(guard)
+        })
     }
 
     /// Records a reservation found on disk at startup.
@@ -161,7 +162,7 @@ impl State {
             .insert(name.to_string(), id.to_string());
     }
 
-    /// Releases a name (on disk first, then in memory); idempotent.
+    /// Releases a name (a name file left by an older crius first, then in memory); idempotent.
     pub fn release_name(&self, name: &str) {
         if let Err(e) = self.store.delete(Kind::Name, name) {
             tracing::warn!(name, error = %e, "release name");
@@ -270,15 +271,24 @@ mod tests {
         assert!(matches!(e, Error::AlreadyExists(_)));
         drop(g);
         s.reserve_name("n", "b").expect("released on drop").commit();
+        let e = s.reserve_name("n", "c").expect_err("committed");
+        assert!(matches!(e, Error::AlreadyExists(_)));
+        // The record carrying the name makes it durable: no name file.
         let on_disk: Vec<(String, (String, String))> = s.store.all(Kind::Name).expect("all");
-        assert_eq!(on_disk.len(), 1);
-        assert_eq!(on_disk[0].1, ("n".into(), "b".into()));
+        assert!(on_disk.is_empty());
+        s.release_name("n");
+        s.reserve_name("n", "c").expect("released").commit();
+        // A name file written by an older crius goes with the release.
+        s.store
+            .put(Kind::Name, "n", &("n", "c"))
+            .expect("legacy name file");
         s.release_name("n");
         assert!(s
             .store
             .all::<(String, String)>(Kind::Name)
             .expect("all")
             .is_empty());
+        s.reserve_name("n", "d").expect("released again").commit();
     }
 
     #[test]
