@@ -22,7 +22,9 @@ pub enum Kind {
     Pod,
     /// Container records.
     Container,
-    /// Name reservations (file name = SHA-256 of the name, content = `[name, id]`).
+    /// Name reservations written by older crius versions (file name = SHA-256 of the name,
+    /// content = `[name, id]`): read at recovery and removed on release; names now live in
+    /// the pod and container records.
     Name,
 }
 
