@@ -148,7 +148,7 @@ fn cache_err(pod: &str, path: &Path, msg: String) -> Error {
     }
 }
 
-fn write_blocking(path: &Path, entry: &CacheEntry) -> io::Result<()> {
+fn write_blocking(path: &Path, entry: &CacheEntry, durable: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "cache path has no parent"))?;
@@ -156,16 +156,33 @@ fn write_blocking(path: &Path, entry: &CacheEntry) -> io::Result<()> {
     let bytes = serde_json::to_vec_pretty(entry).map_err(io::Error::other)?;
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     tmp.write_all(&bytes)?;
-    tmp.as_file().sync_all()?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
     tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+    if durable {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Atomically replaces the cache file (temp file, fsync, rename, fsync dir).
 pub(crate) async fn write(path: &Path, entry: &CacheEntry) -> Result<()> {
+    write_mode(path, entry, true).await
+}
+
+/// Atomically replaces the cache file without waiting for the disk (temp file, rename): a
+/// daemon crash still sees the new entry. For the entry with the result, which only a machine
+/// crash can lose (or leave unreadable: teardown then runs DEL from the current config, and
+/// after a reboot there is no netns, veth or iptables rule left to delete anyway).
+pub(crate) async fn write_volatile(path: &Path, entry: &CacheEntry) -> Result<()> {
+    write_mode(path, entry, false).await
+}
+
+async fn write_mode(path: &Path, entry: &CacheEntry, durable: bool) -> Result<()> {
     let owned_path = path.to_path_buf();
     let owned = entry.clone();
-    tokio::task::spawn_blocking(move || write_blocking(&owned_path, &owned))
+    tokio::task::spawn_blocking(move || write_blocking(&owned_path, &owned, durable))
         .await
         .map_err(|e| cache_err(&entry.pod_id, path, format!("write: {e}")))?
         .map_err(|e| cache_err(&entry.pod_id, path, format!("write: {e}")))
@@ -282,7 +299,7 @@ mod tests {
         write(&path, &e).await.unwrap();
         e.result = Some(json!({"ips": []}));
         e.complete = true;
-        write(&path, &e).await.unwrap();
+        write_volatile(&path, &e).await.unwrap();
         assert_eq!(read("abc", &path).await.unwrap(), Some(e));
         assert!(read("other", &path).await.is_err());
         let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("sub")).unwrap().collect();

@@ -211,7 +211,9 @@ impl Cni {
         }
         entry.result = prev;
         entry.complete = true;
-        if let Err(err) = cache::write(&cache_path, &entry).await {
+        // The entry written before the first ADD is durable (a machine crash cannot lose the
+        // fact that addresses were allocated); this one need not be (see write_volatile).
+        if let Err(err) = cache::write_volatile(&cache_path, &entry).await {
             // Without the result on disk a later DEL would lack prevResult: undo now instead.
             let last = entry.plugins.len().saturating_sub(1);
             return Err(self.undo_failed_add(&cache_path, &entry, last, err).await);
