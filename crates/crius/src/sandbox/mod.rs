@@ -313,17 +313,29 @@ impl Crius {
         if was_ready {
             self.nri_stop_pod_sandbox(&rec).await;
         }
-        if let Some(infra) = rec.infra_id.clone() {
-            let rt = self.runtime(&rec.runtime_handler)?;
-            rt.stop(&infra, std::time::Duration::ZERO, libc::SIGKILL)
-                .await?;
-        }
-        if rec.network_attached {
-            if let Some(net) = rec.pod_network() {
-                self.be.network.teardown(&net).await?;
+        // The infra process is killed while CNI DEL runs: neither needs the other. CNI DEL is
+        // idempotent, so the record learns that the network is gone with the final save only.
+        let infra = async {
+            match &rec.infra_id {
+                Some(infra) => {
+                    let rt = self.runtime(&rec.runtime_handler)?;
+                    rt.stop(infra, std::time::Duration::ZERO, libc::SIGKILL)
+                        .await
+                }
+                None => Ok(()),
             }
+        };
+        let network = async {
+            match rec.pod_network().filter(|_| rec.network_attached) {
+                Some(net) => self.be.network.teardown(&net).await,
+                None => Ok(()),
+            }
+        };
+        let (infra, network) = tokio::join!(infra, network);
+        infra?;
+        network?;
+        if rec.network_attached {
             rec.network_attached = false;
-            self.save_pod(&rec)?;
             entry.set(rec.clone());
         }
         if rec.namespaces != Default::default() {
