@@ -3,7 +3,7 @@
 # machine, images (../shared/testenv registry), runc and CNI plugins, both driven through the
 # CRI with crictl; writes docs/BENCHMARKS.md.
 #
-#   sudo bash bench/run.sh [--pods N] [--parallel P] [--calls C] [--out FILE] [--runtimes "crius containerd"]
+#   sudo bash bench/run.sh [--pods N] [--parallel P] [--calls C] [--many M] [--out FILE] [--runtimes "crius containerd"]
 #
 # Per runtime: image pull + unpack of a 3-layer image (rmi, pull; median of 5); pod start
 # (runp + create + start of one busybox container) for N pods one after the other and P at once;
@@ -13,11 +13,14 @@
 # `critest -benchmark` (C samples each, default 20); pull + unpack of the 50 MiB, 7-layer image
 # crius-bench/random:v1 (pushed by crius-image's pull_bench example; median of 5, each from an
 # empty cache: crictl rmi between runs, containerd's leftover blobs counted with `ctr content ls`)
-# against `skopeo copy` into a fresh oci: dir (download only). Plus the floor: `ip netns add` + one CNI ADD with the
+# against `skopeo copy` into a fresh oci: dir (download only). With M running containers (default
+# 200, in pods of 50): ListContainers, ContainerStatus and ExecSync timed over one gRPC connection
+# (crius's cri_bench example: no crictl), and the CPU time one ExecSync costs the runtime side
+# (daemon + monitors or shims, their reaped children included: /proc/PID/stat). Plus the floor: `ip netns add` + one CNI ADD with the
 # same plugins + two `runc run -d` (bench/floor.py). Every figure made through crictl includes
 # crictl's own cost (a process start and a connection: see the "crictl call" row).
-# A step a runtime cannot do is reported as n/a. crius: target/release/crius (built with
-# `cargo build --release -p crius -p crius-monitor` when missing), else target/debug/crius.
+# A step a runtime cannot do is reported as n/a. crius: target/release/crius (always rebuilt
+# first with `cargo build --release -p crius -p crius-monitor`), else target/debug/crius.
 # Everything after the line "<!-- hand-written below -->" in the existing OUT (or, when OUT is
 # new, in docs/BENCHMARKS.md) is kept as is at the end of the new file.
 # The whole script is one block, read before it runs: editing the file during a run is safe.
@@ -27,13 +30,14 @@ _tag=bench
 # shellcheck source=../scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh"
 
-PODS=30 PAR=10 BENCH_N=20 OUT=$REPO/docs/BENCHMARKS.md RUNTIMES="crius containerd"
+PODS=30 PAR=10 BENCH_N=20 MANY=200 OUT=$REPO/docs/BENCHMARKS.md RUNTIMES="crius containerd"
 ARGS_GIVEN="$*"
 while (($#)); do
 	case $1 in
 	--pods) PODS=$2; shift ;;
 	--parallel) PAR=$2; shift ;;
 	--calls) BENCH_N=$2; shift ;;
+	--many) MANY=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--runtimes) RUNTIMES=$2; shift ;;
 	-h | --help) sed -n '2,/^# The whole script/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -132,6 +136,18 @@ time_n() {
 	done
 }
 
+# cpu_ticks PID...: utime + stime + cutime + cstime of the processes (clock ticks).
+cpu_ticks() {
+	local pid sum=0 f
+	for pid in "$@"; do
+		f=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+		sum=$((sum + $(awk '{print $12 + $13 + $14 + $15}' <<<"$f")))
+	done
+	echo "$sum"
+}
+# rpc_bench CALL N [ID]: one latency (ms) per line from cri_bench over one connection.
+rpc_bench() { "$CRI_BENCH" "${EP#unix://}" "$@"; }
+
 # monitor_pids: crius-monitor / conmon of this crius instance, or containerd's shims.
 monitor_pids() {
 	local d cmd
@@ -156,7 +172,7 @@ big_blobs() {
 
 # --- one runtime --------------------------------------------------------------------------------
 measure() {
-	local i line pods=() ctrs=() rss pss n pid t0
+	local i line pods=() ctrs=() rss pss n pid t0 pod ctr
 	printf 'runtime-endpoint: %s\nimage-endpoint: %s\ntimeout: 60\n' "$EP" "$EP" >"$WORK/crictl.yaml"
 	mkdir -p "$WORK/spec"
 	cat_ctr_json >"$WORK/spec/ctr.json"
@@ -244,6 +260,31 @@ measure() {
 	put stop_par "$(stats <"$WORK/stop_par.ms")"
 	cri rmp -af >/dev/null 2>&1 || true
 
+	# MANY running containers in pods of 50: list, status and exec over one gRPC connection
+	local many=() per=50 p c before after
+	for ((p = 0; p * per < MANY; p++)); do
+		pod_json "many-$p"
+		pod=$(cri runp "$WORK/spec/$RT-many-$p.json") || break
+		for ((c = 0; c < per && p * per + c < MANY; c++)); do
+			sed "s/\"name\":\"c\"/\"name\":\"c$c\"/; s/c.log/c$c.log/" "$WORK/spec/ctr.json" >"$WORK/spec/many.json"
+			ctr=$(cri create "$pod" "$WORK/spec/many.json" "$WORK/spec/$RT-many-$p.json") && cri start "$ctr" >/dev/null && many+=("$ctr") || break 2
+		done
+	done
+	put many "${#many[@]}"
+	if ((${#many[@]} == MANY)) && [[ -x $CRI_BENCH ]]; then
+		put rpc_list "$(rpc_bench list-containers 100 | stats)"
+		put rpc_status "$(rpc_bench container-status 100 "${many[0]}" | stats)"
+		# shellcheck disable=SC2046
+		before=$(cpu_ticks "$DPID" $(monitor_pids))
+		put rpc_exec "$(rpc_bench exec-sync 50 "${many[0]}" | stats)"
+		# shellcheck disable=SC2046
+		after=$(cpu_ticks "$DPID" $(monitor_pids))
+		put exec_cpu "$(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", d * 1000 / hz / 51}')"
+	else
+		say "$RT: only ${#many[@]} of $MANY containers started (or no cri_bench): list/status/exec rows n/a"
+	fi
+	cri rmp -af >/dev/null 2>&1 || true
+
 	# CRI calls without crictl: critest -benchmark (a Go client, one connection)
 	BENCH_N=$BENCH_N bash "$REPO/scripts/conformance.sh" --benchmark --endpoint "$EP" --results "$WORK/critest-$RT" >"$WORK/critest-$RT.log" 2>&1 ||
 		say "$RT: critest -benchmark failed (see the n/a rows)"
@@ -260,14 +301,16 @@ PYEOF
 }
 
 # --- runtimes ------------------------------------------------------------------------------------
+# Always (re)build: a stale release binary would measure old code (cargo makes this a no-op when
+# nothing changed).
+say "building crius and cri_bench (release) for the benchmark"
+(cd "$REPO" && cargo build --release -p crius -p crius-monitor && cargo build --release -p crius --example cri_bench) >&2 ||
+	say "release build failed: crius falls back to the debug build, the one-connection rows are n/a"
+CRI_BENCH=$TARGET_DIR/release/examples/cri_bench
 CRIUS_NOTE=
 for RT in $RUNTIMES; do
 	case $RT in
 	crius)
-		if [[ ! -x $TARGET_DIR/release/crius ]]; then
-			say "building crius (release) for the benchmark"
-			(cd "$REPO" && cargo build --release -p crius -p crius-monitor) >&2 || true
-		fi
 		if [[ -x $TARGET_DIR/release/crius ]]; then export CRIUS_BIN=$TARGET_DIR/release/crius; else
 			export CRIUS_BIN=$TARGET_DIR/debug/crius CRIUS_NOTE=" (debug build)"
 		fi
@@ -400,6 +443,12 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "| ContainerStatus (\`crictl inspect\`), p50 | $(col status 1) |"
 	echo "| ExecSync (\`crictl exec -s ... true\`), p50 | $(col exec 1) |"
 	echo "| ExecSync, p99 | $(col exec 2) |"
+	echo "| ListContainers with $MANY running containers, one gRPC connection, p50 | $(col rpc_list 1) |"
+	echo "| same, p99 | $(col rpc_list 2) |"
+	echo "| ContainerStatus with $MANY running containers, one connection, p50 | $(col rpc_status 1) |"
+	echo "| ExecSync (\`true\`) with $MANY running containers, one connection, p50 | $(col rpc_exec 1) |"
+	echo "| same, p99 | $(col rpc_exec 2) |"
+	echo "| CPU time per ExecSync, runtime side (daemon + monitors / shims), ms | $(col exec_cpu 1) |"
 	echo "| daemon RSS idle (images pulled, no pods) | $(memcol rss_idle 1) |"
 	echo "| daemon RSS with $((PODS + PAR)) pods | $(memcol rss_busy 1) |"
 	echo "| daemon PSS with $((PODS + PAR)) pods | $(memcol rss_busy 2) |"
