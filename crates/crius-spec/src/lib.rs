@@ -67,7 +67,6 @@ pub use features::{
 };
 pub use mounts::{clean_container_path, uncovered_image_volumes};
 pub use namespaces::pid_namespace_target;
-pub use userns::{join_user_namespace, pod_user_namespace, UserNamespaceMappings};
 pub use process::{cri_signal, parse_signal, signal_to_cri, DEFAULT_PATH};
 pub use resources::{
     linux_resources, linux_resources_on, oom_score_adj, own_oom_score_adj, pids_limit,
@@ -84,3 +83,4 @@ pub use types::{
     ResolvedUser, SandboxSpecInput,
 };
 pub use user::{resolve_in_root, resolve_user};
+pub use userns::{join_user_namespace, pod_user_namespace, UserNamespaceMappings};
