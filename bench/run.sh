@@ -101,9 +101,11 @@ put() { echo "$2" >"$RES/$RT.$1"; } # put KEY VALUE
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+# The pod as the kubelet sends it for a plain v1 Pod: PID namespace per container (CONTAINER = 1;
+# the CRI default, POD, would mean shareProcessNamespace: true), network and IPC per pod.
 pod_json() { # NAME
 	mkdir -p "$WORK/logs/$RT/$1"
-	printf '{"metadata":{"name":"%s","namespace":"bench","uid":"%s-%s","attempt":1},"log_directory":"%s","linux":{}}\n' \
+	printf '{"metadata":{"name":"%s","namespace":"bench","uid":"%s-%s","attempt":1},"log_directory":"%s","linux":{"security_context":{"namespace_options":{"pid":1}}}}\n' \
 		"$1" "$RT" "$1" "$WORK/logs/$RT/$1" >"$WORK/spec/$RT-$1.json"
 }
 # One busybox container that exits on SIGTERM (sh with a trap as PID 1).
