@@ -9,34 +9,21 @@
 //! Prints one latency per line in milliseconds (bench/run.sh takes the percentiles). A failed
 //! call ends the run with an error; one warm-up call is made and not printed.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use hyper_util::rt::TokioIo;
-use k8s_cri::v1 as cri;
-use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use tonic::transport::{Channel, Endpoint, Uri};
 
-async fn connect(sock: PathBuf) -> anyhow::Result<RuntimeServiceClient<Channel>> {
-    let ch = Endpoint::try_from("http://[::]:50051")?
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let sock = sock.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(sock).await?))
-            }
-        }))
-        .await
-        .context("connect")?;
-    Ok(RuntimeServiceClient::new(ch).max_decoding_message_size(64 << 20))
-}
+#[path = "support/uds.rs"]
+mod uds;
+use k8s_cri::v1 as cri;
+use uds::connect;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (sock, call, n) = match args.as_slice() {
         [sock, call, n, ..] => (
-            PathBuf::from(sock.trim_start_matches("unix://")),
+            sock.as_str(),
             call.as_str(),
             n.parse::<usize>().context("N")?,
         ),

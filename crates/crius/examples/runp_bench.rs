@@ -11,27 +11,14 @@
 //! Prints `run stop remove` milliseconds per iteration, then the median and p90 of each. One
 //! warm-up iteration is made and not printed. A failed call ends the run with an error.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use hyper_util::rt::TokioIo;
-use k8s_cri::v1 as cri;
-use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use tonic::transport::{Channel, Endpoint, Uri};
 
-async fn connect(sock: PathBuf) -> anyhow::Result<RuntimeServiceClient<Channel>> {
-    let ch = Endpoint::try_from("http://[::]:50051")?
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let sock = sock.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(sock).await?))
-            }
-        }))
-        .await
-        .context("connect")?;
-    Ok(RuntimeServiceClient::new(ch))
-}
+#[path = "support/uds.rs"]
+mod uds;
+use k8s_cri::v1 as cri;
+use uds::connect;
 
 fn pod_config(i: usize, host_network: bool, pid_container: bool) -> cri::PodSandboxConfig {
     let name = format!("runp-bench-{}-{i}", std::process::id());
@@ -87,10 +74,7 @@ fn stats(label: &str, v: &mut [f64]) {
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (sock, n) = match args.as_slice() {
-        [sock, n, ..] => (
-            PathBuf::from(sock.trim_start_matches("unix://")),
-            n.parse::<usize>().context("N")?,
-        ),
+        [sock, n, ..] => (sock.as_str(), n.parse::<usize>().context("N")?),
         _ => bail!("usage: runp_bench SOCKET N [--host-network] [--pid-container]"),
     };
     let host_network = args.iter().any(|a| a == "--host-network");
