@@ -65,23 +65,6 @@ fn with_resources(
     cfg
 }
 
-/// Polls ContainerStatus until the container has exited (bounded).
-async fn wait_exited(d: &mut Daemon, id: &str) -> cri::ContainerStatus {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let st = d.status(id).await;
-        if st.state == cri::ContainerState::ContainerExited as i32 {
-            return st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "container {id} still {:?}",
-            st.state
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The container's cumulative CPU time from ContainerStats.
 async fn cpu_ns(d: &mut Daemon, id: &str) -> u64 {
     d.rt.container_stats(cri::ContainerStatsRequest {
@@ -95,6 +78,16 @@ async fn cpu_ns(d: &mut Daemon, id: &str) -> u64 {
     .and_then(|c| c.usage_core_nano_seconds)
     .expect("cpu usage reported")
     .value
+}
+
+/// Each (controller, file, value) reads the same on the host and inside the container.
+async fn cgroup_files_hold(d: &mut Daemon, id: &str, files: &[(&str, &str, i64)]) {
+    for (ctl, file, want) in files {
+        assert_eq!(read_host(d, ctl, id, file), want.to_string(), "{file}");
+        let path = format!("/sys/fs/cgroup/{ctl}/{file}");
+        let inside = exec_ok(d, id, &["cat", &path]).await;
+        assert_eq!(inside, want.to_string(), "{file} inside");
+    }
 }
 
 /// Runs `cmd` in a new container of `pod` limited to 32 MiB of memory and no swap, and waits
@@ -117,7 +110,7 @@ async fn run_limited(
     );
     let id = d.create(pod, pc, cfg).await;
     d.start_ctr(&id).await;
-    wait_exited(d, &id).await
+    d.wait_exited(&id).await
 }
 
 /// dd allocates its whole 64 MiB block and fills it from /dev/zero: anonymous memory twice the
@@ -207,16 +200,7 @@ async fn update_container_resources_reaches_the_cgroup() {
             ("cpu", "cpu.cfs_period_us", r.cpu_period),
         ]
     };
-    for (ctl, file, want) in files(&before) {
-        assert_eq!(read_host(&d, ctl, &id, file), want.to_string(), "{file}");
-        let inside = exec_ok(
-            &mut d,
-            &id,
-            &["cat", &format!("/sys/fs/cgroup/{ctl}/{file}")],
-        )
-        .await;
-        assert_eq!(inside, want.to_string(), "{file} inside");
-    }
+    cgroup_files_hold(&mut d, &id, &files(&before)).await;
     // No pids_limit configured: unlimited.
     assert_eq!(read_host(&d, "pids", &id, "pids.max"), "max");
 
@@ -236,16 +220,7 @@ async fn update_container_resources_reaches_the_cgroup() {
     })
     .await
     .expect("update resources");
-    for (ctl, file, want) in files(&after) {
-        assert_eq!(read_host(&d, ctl, &id, file), want.to_string(), "{file}");
-        let inside = exec_ok(
-            &mut d,
-            &id,
-            &["cat", &format!("/sys/fs/cgroup/{ctl}/{file}")],
-        )
-        .await;
-        assert_eq!(inside, want.to_string(), "{file} inside");
-    }
+    cgroup_files_hold(&mut d, &id, &files(&after)).await;
     assert_eq!(read_host(&d, "cpuset", &id, "cpuset.cpus"), "0");
     let inside = exec_ok(&mut d, &id, &["cat", "/sys/fs/cgroup/cpuset/cpuset.cpus"]).await;
     assert_eq!(inside, "0");

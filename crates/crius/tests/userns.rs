@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::Daemon;
 use k8s_cri::v1 as cri;
 use tonic::Code;
@@ -66,19 +64,6 @@ fn container(pc: &cri::PodSandboxConfig, name: &str, script: &str) -> cri::Conta
     cfg
 }
 
-/// Polls ContainerStatus until the container has exited (bounded).
-async fn wait_exited(d: &mut Daemon, id: &str) -> cri::ContainerStatus {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let st = d.status(id).await;
-        if st.state == cri::ContainerState::ContainerExited as i32 {
-            return st;
-        }
-        assert!(Instant::now() < deadline, "container {id} still running");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Runs `script` in a new container of `pod` to its end; returns its stdout lines.
 async fn run_script(
     d: &mut Daemon,
@@ -89,7 +74,7 @@ async fn run_script(
 ) -> Vec<String> {
     let id = d.create(pod, pc, container(pc, name, script)).await;
     d.start_ctr(&id).await;
-    let st = wait_exited(d, &id).await;
+    let st = d.wait_exited(&id).await;
     let log = std::fs::read_to_string(&st.log_path).expect("container log");
     assert_eq!(st.exit_code, 0, "{name}: {log}");
     log.lines()

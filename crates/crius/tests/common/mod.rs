@@ -331,6 +331,37 @@ impl Daemon {
             .expect("start container");
     }
 
+    /// Waits until the container has exited, on the daemon's STOPPED event (subscribed before
+    /// the status check, so an exit in between is not missed); at most 60 s. Returns its status.
+    pub async fn wait_exited(&mut self, id: &str) -> cri::ContainerStatus {
+        let mut events = self
+            .rt
+            .get_container_events(cri::GetEventsRequest {})
+            .await
+            .expect("subscribe to container events")
+            .into_inner();
+        let exited = cri::ContainerState::ContainerExited as i32;
+        let st = self.status(id).await;
+        if st.state == exited {
+            return st;
+        }
+        let stopped = cri::ContainerEventType::ContainerStoppedEvent as i32;
+        let wait = async {
+            while let Some(ev) = events.message().await.expect("event stream") {
+                if ev.container_id == id && ev.container_event_type == stopped {
+                    return;
+                }
+            }
+            panic!("event stream ended before container {id} stopped");
+        };
+        tokio::time::timeout(Duration::from_secs(60), wait)
+            .await
+            .unwrap_or_else(|_| panic!("container {id} did not exit within 60 s"));
+        let st = self.status(id).await;
+        assert_eq!(st.state, exited, "{st:?}");
+        st
+    }
+
     /// The status of a container.
     pub async fn status(&mut self, id: &str) -> cri::ContainerStatus {
         self.rt
