@@ -424,7 +424,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "crius is faster or smaller). Figures on a shared machine move from run to run: compare"
 	echo "within one run. Load average (1, 5, 15 min): $LOAD_START at the start, crius"
 	echo "$(get crius load | sed 's/^$/n\/a/') and containerd $(get containerd load | sed 's/^$/n\/a/') when each began, $LOAD_END at the end"
-	echo "(2 cores; other helpers' builds and tests shared the machine)."
+	echo "(2 cores; the load average is what else the machine was doing)."
 	echo
 	echo "| measure | crius | containerd | ratio |"
 	echo "|---|---|---|---|"
