@@ -69,12 +69,63 @@ impl Crius {
                     }
                 }
             })?;
+        self.sweep_orphaned_networks().await;
         tracing::info!(
             pods = self.state.pods().len(),
             containers = self.state.containers().len(),
             "state recovered"
         );
         Ok(())
+    }
+
+    /// What pods that no longer exist left behind. A DEL that failed during a rollback or
+    /// removal keeps its CNI cache entry for a retry, but the pod record is gone by then: each
+    /// start retries their DEL (from the cached config and result), so a plugin's allocations
+    /// are not leaked for good (a DEL that fails again is logged and retried at the next start),
+    /// then unpins their namespaces; pod file directories without a record are deleted too.
+    async fn sweep_orphaned_networks(&self) {
+        let attached = match self.be.network.attached_pods().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "list CNI state");
+                return;
+            }
+        };
+        for id in attached {
+            if self.state.pod(&id).is_ok() {
+                continue;
+            }
+            let pod = crate::backend::PodNetwork {
+                id: id.clone(),
+                ..Default::default()
+            };
+            match self.be.network.teardown(&pod).await {
+                Ok(()) => tracing::info!(pod = %id, "CNI state of a removed pod torn down"),
+                Err(e) => {
+                    tracing::warn!(pod = %id, error = %e, "CNI DEL of a removed pod failed; retried at the next start");
+                    continue;
+                }
+            }
+            // Its namespace pins, if any survived (unpinning is idempotent).
+            if let Err(e) = self.be.network.remove_namespaces(&id).await {
+                tracing::warn!(pod = %id, error = %e, "unpin namespaces of a removed pod");
+            }
+        }
+        // Per-pod files (and the shm mount) of pods without a record.
+        let Ok(dirs) = std::fs::read_dir(self.cfg.pods_run_dir()) else {
+            return;
+        };
+        for dir in dirs.flatten() {
+            let id = dir.file_name().to_string_lossy().into_owned();
+            if self.state.pod(&id).is_ok() {
+                continue;
+            }
+            let files = crate::sandbox::files::PodFiles::new(dir.path());
+            match crate::sandbox::files::remove_dir(&files) {
+                Ok(()) => tracing::info!(pod = %id, "files of a removed pod deleted"),
+                Err(e) => tracing::warn!(pod = %id, error = %e, "delete files of a removed pod"),
+            }
+        }
     }
 
     async fn pod_alive(&self, rec: &PodRecord) -> bool {

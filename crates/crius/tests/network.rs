@@ -419,3 +419,30 @@ async fn teardown_after_daemon_restart() {
     assert_pod_network_gone(&d, &pod, &ip, &veths);
     d.shutdown().await;
 }
+
+#[tokio::test]
+async fn cni_state_of_a_vanished_pod_is_torn_down_at_start() {
+    // A pod whose record is gone while its CNI state is not (what a DEL failing during a
+    // rollback leaves): the next start runs DEL from the cache and unpins what is left.
+    let mut ipt = IptablesGuard::default();
+    let mut d = Daemon::start_with_portmap().await;
+    let (pod, ip, veths) = hostport_pod(&mut d, "orphan").await;
+    ipt.ids.push(pod.clone());
+    d.kill_only();
+    let record = d
+        .dir
+        .path()
+        .join("root/state/pods")
+        .join(format!("{pod}.json"));
+    std::fs::remove_file(&record).expect("remove the pod record");
+    let cache = d
+        .dir
+        .path()
+        .join("root/cni-cache")
+        .join(format!("{pod}.json"));
+    assert!(cache.exists(), "CNI cache entry {} before", cache.display());
+    d.start_again().await;
+    assert!(!cache.exists(), "CNI cache entry {} left", cache.display());
+    assert_pod_network_gone(&d, &pod, &ip, &veths);
+    d.shutdown().await;
+}

@@ -259,6 +259,35 @@ impl Cni {
         result::status(pod_id, &entry.network, &entry.if_name, result).map(Some)
     }
 
+    /// The pods that have a cache entry: set up and not (completely) torn down. A missing
+    /// cache directory means none.
+    pub async fn cached_pods(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut dir = match tokio::fs::read_dir(&self.opts.cache_dir).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(self.cache_dir_err(e)),
+        };
+        while let Some(entry) = dir.next_entry().await.map_err(|e| self.cache_dir_err(e))? {
+            let name = entry.file_name();
+            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
+                if check_pod_id(id).is_ok() {
+                    out.push(id.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn cache_dir_err(&self, e: std::io::Error) -> Error {
+        Error::Cache {
+            pod: "*".into(),
+            path: self.opts.cache_dir.clone(),
+            msg: format!("list: {e}"),
+        }
+    }
+
     fn cache_path(&self, pod_id: &str) -> PathBuf {
         self.opts.cache_dir.join(format!("{pod_id}.json"))
     }

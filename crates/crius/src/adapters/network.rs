@@ -122,6 +122,13 @@ impl Network for CniNetwork {
             .map_err(|e| map_err(&format!("pod {}: CNI DEL", pod.id), e))
     }
 
+    async fn attached_pods(&self) -> Result<Vec<String>> {
+        self.cni
+            .cached_pods()
+            .await
+            .map_err(|e| map_err("list CNI cache", e))
+    }
+
     async fn status(&self) -> std::result::Result<(), (String, String)> {
         self.cni
             .status()

@@ -223,8 +223,8 @@ pub struct PodNamespaces {
     pub user: Option<PathBuf>,
 }
 
-/// What CNI needs to attach or detach a pod.
-#[derive(Debug, Clone)]
+/// What CNI needs to attach or detach a pod (a detach needs only the ID).
+#[derive(Debug, Clone, Default)]
 pub struct PodNetwork {
     /// Pod sandbox ID (CNI container ID).
     pub id: String,
@@ -258,6 +258,8 @@ pub trait Network: Send + Sync {
     async fn setup(&self, pod: &PodNetwork) -> Result<Vec<String>>;
     /// CNI DEL; idempotent.
     async fn teardown(&self, pod: &PodNetwork) -> Result<()>;
+    /// The pod IDs with CNI state left to tear down (set up, not yet deleted).
+    async fn attached_pods(&self) -> Result<Vec<String>>;
     /// `Ok` when the network is ready, else the reason and message.
     async fn status(&self) -> std::result::Result<(), (String, String)>;
     /// Records the pod CIDR from UpdateRuntimeConfig.
