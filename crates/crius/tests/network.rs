@@ -201,19 +201,6 @@ fn assert_pod_network_present(d: &Daemon, pod: &str, ip: &str, host_port: bool) 
     veths
 }
 
-async fn stop_and_remove(d: &mut Daemon, pod: &str) {
-    d.rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
-        pod_sandbox_id: pod.into(),
-    })
-    .await
-    .expect("stop pod");
-    d.rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
-        pod_sandbox_id: pod.into(),
-    })
-    .await
-    .expect("remove pod");
-}
-
 /// GET `path` from `addr` over plain HTTP/1.0, retrying connects until `deadline` (the server
 /// becoming ready is the event waited for).
 fn http_get(addr: &str, path: &str, deadline: Duration) -> String {
@@ -398,7 +385,7 @@ async fn stop_remove_leaves_no_network_state() {
     let mut d = Daemon::start_with_portmap().await;
     let (pod, ip, veths) = hostport_pod(&mut d, "gone").await;
     ipt.ids.push(pod.clone());
-    stop_and_remove(&mut d, &pod).await;
+    d.stop_and_remove_pod(&pod).await;
     assert_pod_network_gone(&d, &pod, &ip, &veths);
     d.shutdown().await;
 }
@@ -415,7 +402,7 @@ async fn teardown_after_daemon_restart() {
     let st = pod_status(&mut d, &pod).await;
     assert_eq!(st.state, cri::PodSandboxState::SandboxReady as i32);
     assert_eq!(st.network.expect("network").ip, ip);
-    stop_and_remove(&mut d, &pod).await;
+    d.stop_and_remove_pod(&pod).await;
     assert_pod_network_gone(&d, &pod, &ip, &veths);
     d.shutdown().await;
 }

@@ -111,16 +111,7 @@ async fn failed_cni_add_with_infra_container_leaves_nothing() {
     // The name is free again, and with a working network the same pod runs.
     std::fs::remove_file(root.join("cni/00-failing.conflist")).expect("remove conflist");
     let pod = d.run_pod(&pc).await;
-    d.rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
-        pod_sandbox_id: pod.clone(),
-    })
-    .await
-    .expect("stop pod");
-    d.rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
-        pod_sandbox_id: pod,
-    })
-    .await
-    .expect("remove pod");
+    d.stop_and_remove_pod(&pod).await;
     assert_eq!(entries(&root.join("runc")), Vec::<String>::new());
     d.shutdown().await;
 }

@@ -178,16 +178,7 @@ async fn pod_mode_containers_run_in_the_pod_user_namespace_with_idmapped_rootfs(
                 .into_inner();
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
         }
-        d.rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .expect("stop pod");
-        d.rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
-            pod_sandbox_id: pod,
-        })
-        .await
-        .expect("remove pod");
+        d.stop_and_remove_pod(&pod).await;
     }
 
     // Mode NODE: the host's user namespace.

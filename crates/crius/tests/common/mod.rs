@@ -362,6 +362,22 @@ impl Daemon {
         st
     }
 
+    /// StopPodSandbox then RemovePodSandbox, both expected to succeed.
+    pub async fn stop_and_remove_pod(&mut self, pod: &str) {
+        self.rt
+            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: pod.into(),
+            })
+            .await
+            .expect("stop pod");
+        self.rt
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod.into(),
+            })
+            .await
+            .expect("remove pod");
+    }
+
     /// The status of a container.
     pub async fn status(&mut self, id: &str) -> cri::ContainerStatus {
         self.rt
