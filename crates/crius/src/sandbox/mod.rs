@@ -139,6 +139,17 @@ impl Crius {
         config: cri::PodSandboxConfig,
         handler: String,
     ) -> Result<PodRecord> {
+        // The user namespace request is checked before anything is made.
+        let user = userns::pod_mappings(&config)?;
+        if user.is_some() {
+            if !userns::supported(self) {
+                return Err(Error::FailedPrecondition(
+                    "user namespaces are not supported here (no idmapped mounts on the image store)"
+                        .into(),
+                ));
+            }
+            userns::ensure_traversable(self)?;
+        }
         let cgroup_parent = config
             .linux
             .as_ref()
@@ -224,17 +235,8 @@ impl Crius {
             net: !host_net,
             ipc: !host_ipc,
             uts: !host_net,
-            user: userns::pod_mappings(&rec.config)?,
+            user,
         };
-        if want.user.is_some() && !userns::supported(self) {
-            return Err(Error::FailedPrecondition(
-                "user namespaces are not supported here (no idmapped mounts on the image store)"
-                    .into(),
-            ));
-        }
-        if want.user.is_some() {
-            userns::ensure_traversable(self)?;
-        }
         if want != NsWanted::default() {
             {
                 let c = self.clone();
