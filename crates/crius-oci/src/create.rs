@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::error::{OciError, Result};
@@ -394,10 +394,9 @@ impl Runtime {
         // The intermediate process exits right after forking; reap it in the background.
         let child_task = tokio::spawn(async move { child.wait().await });
 
-        // Let the monitor go (we do not move it into a cgroup first).
-        let start_write = std::fs::File::from(start_write);
-        let mut start_write = tokio::fs::File::from_std(start_write);
-        if let Err(e) = start_write.write_all(&[0]).await {
+        // Let the monitor go (we do not move it into a cgroup first). One byte into a fresh
+        // pipe never blocks: written here, not through tokio::fs's blocking-pool round trip.
+        if let Err(e) = rustix::io::write(&start_write, &[0]) {
             return Err(self
                 .monitor_failed(
                     id,

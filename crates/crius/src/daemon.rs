@@ -17,6 +17,9 @@ use crate::state::{State, Store};
 /// How long open connections may drain after a shutdown signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long the shutdown waits for container removals finishing in the background.
+const CLEANUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Largest gRPC message (ExecSync output can be 2 × 16 MiB).
 const MAX_MESSAGE: usize = 64 << 20;
 
@@ -120,6 +123,10 @@ pub async fn serve(cfg: Config) -> Result<()> {
         }
     };
     let _ = std::fs::remove_file(&listen);
+    // Container removals still finishing in the background (the next start would finish them).
+    if !crius.cleanups.wait_all(CLEANUP_GRACE).await {
+        tracing::warn!("container cleanups still running; the next start finishes them");
+    }
     tracing::info!("crius stopped (containers keep running)");
     res.map_err(|e| Error::internal("gRPC server", e))
 }

@@ -22,7 +22,12 @@ impl Crius {
         for (_, rec) in &pods {
             self.state.restore_name(&rec.name, &rec.id);
         }
-        for (_, rec) in &containers {
+        // A container being removed gave its name up when RemoveContainer answered (a newer
+        // container may carry it now): its record does not reserve it again.
+        for (_, rec) in containers
+            .iter()
+            .filter(|(_, c)| c.stage != Stage::Removing)
+        {
             self.state.restore_name(&rec.name, &rec.id);
         }
 

@@ -27,6 +27,8 @@ pub struct Crius {
     pub streaming: std::sync::OnceLock<Arc<dyn crate::streaming::StreamUrls>>,
     /// NRI, when enabled.
     pub nri: std::sync::OnceLock<crate::nri::Nri>,
+    /// Container removals still finishing in the background.
+    pub cleanups: crate::container::cleanup::Cleanups,
 }
 
 impl Crius {
@@ -41,6 +43,7 @@ impl Crius {
             pause_binary,
             streaming: std::sync::OnceLock::new(),
             nri: std::sync::OnceLock::new(),
+            cleanups: Default::default(),
         }
     }
 
@@ -66,6 +69,12 @@ impl Crius {
     /// Persists a container record.
     pub fn save_container(&self, rec: &ContainerRecord) -> Result<()> {
         self.state.store.put(Kind::Container, &rec.id, rec)
+    }
+
+    /// Persists a change of an existing container record whose loss in a machine crash only
+    /// takes the container back to its previous record ([`crate::state::Store::update`]).
+    pub fn update_container(&self, rec: &ContainerRecord) -> Result<()> {
+        self.state.store.update(Kind::Container, &rec.id, rec)
     }
 
     /// Sends a lifecycle event for `id` (a container or a pod) with the pod's status and the

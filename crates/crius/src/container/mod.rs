@@ -1,6 +1,7 @@
 //! Containers: create (spec, bundle, rootfs, runtime under the monitor), start, stop, remove,
 //! exec, status, and exit tracking.
 
+pub mod cleanup;
 pub mod exec;
 pub mod exit;
 pub mod spec;
@@ -288,7 +289,9 @@ impl Crius {
         };
         rec.pid = rt.create(&opts).await?;
         rec.stage = Stage::Created;
-        self.save_container(&rec)?;
+        // Without the directory fsync: after a machine crash the record may be the `Creating`
+        // one again, which recovery rolls back (the container died with the machine anyway).
+        self.update_container(&rec)?;
         Ok(rec)
     }
 
@@ -339,7 +342,7 @@ impl Crius {
             rec.finished_at = now_ns();
             rec.exit_code = 128;
             rec.message = e.to_string();
-            self.save_container(&rec)?;
+            self.update_container(&rec)?;
             entry.set(rec);
             return Err(e.context("start container"));
         }
@@ -351,7 +354,7 @@ impl Crius {
                 rec.pid = st.pid;
             }
         }
-        self.save_container(&rec)?;
+        self.update_container(&rec)?;
         entry.set(rec.clone());
         self.emit(
             &rec.id,
@@ -423,7 +426,7 @@ impl Crius {
                 r.pid = 0;
                 true
             },
-            |r| self.save_container(r),
+            |r| self.update_container(r),
         );
         match res {
             Ok(Some(r)) => {
@@ -440,39 +443,90 @@ impl Crius {
     }
 
     /// RemoveContainer: stops it first if running. Removing an unknown container succeeds.
+    ///
+    /// Answers once the removal is durable (the `Removing` record, which the next start
+    /// finishes if need be) and the container is gone from List/Status with its name free; the
+    /// runtime delete, rootfs and bundle removal and the record's deletion finish in the
+    /// background ([`cleanup::Cleanups`]).
     pub async fn remove_container(self: &Arc<Self>, id: &str) -> Result<()> {
         let entry = match self.state.container(id) {
             Ok(e) => e,
             Err(Error::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
-        self.remove_container_entry(&entry).await
+        self.stop_container_entry(&entry, 0).await?;
+        let _op = entry.op.lock().await;
+        let Some(rec) = self.mark_removing(&entry)? else {
+            return Ok(()); // removed while we waited
+        };
+        // Registered before the container leaves the index: whoever no longer sees it (a pod
+        // removal) sees its pending cleanup.
+        let guard = self.cleanups.begin(&rec.id, &rec.pod_id);
+        self.state.forget_container(&rec.id);
+        self.state.release_name_of(&rec.name, &rec.id);
+        {
+            let c = self.clone();
+            let rec = rec.clone();
+            tokio::spawn(async move {
+                let _guard = guard;
+                match c.finish_container_removal(&rec).await {
+                    Ok(()) => tracing::debug!(container = %rec.id, "container cleaned up"),
+                    Err(e) => tracing::warn!(
+                        container = %rec.id,
+                        error = %e,
+                        "container cleanup failed; the next start finishes it"
+                    ),
+                }
+            });
+        }
+        self.removed(&rec).await;
+        Ok(())
     }
 
-    /// Removes one container (stop, runtime delete, rootfs, bundle, record, name).
+    /// Removes one container and waits for the whole removal (stop, runtime delete, rootfs,
+    /// bundle, record, name): RemovePodSandbox, which removes the pod's cgroup after.
     pub async fn remove_container_entry(
         self: &Arc<Self>,
         entry: &Arc<Entry<ContainerRecord>>,
     ) -> Result<()> {
         self.stop_container_entry(entry, 0).await?;
         let _op = entry.op.lock().await;
-        let mut rec = entry.get();
-        if self.state.container(&rec.id).is_err() {
+        let Some(rec) = self.mark_removing(entry)? else {
             return Ok(()); // removed while we waited
-        }
-        rec.stage = Stage::Removing;
-        self.save_container(&rec)?;
-        entry.set(rec.clone());
+        };
         self.finish_container_removal(&rec).await?;
         self.state.forget_container(&rec.id);
-        self.nri_remove_container(&rec).await;
+        self.removed(&rec).await;
+        Ok(())
+    }
+
+    /// Writes the `Removing` record (the removal's point of no return, which recovery
+    /// finishes); `None` when the container left the index meanwhile. Call under the op lock.
+    fn mark_removing(
+        &self,
+        entry: &Arc<Entry<ContainerRecord>>,
+    ) -> Result<Option<ContainerRecord>> {
+        let mut rec = entry.get();
+        if self.state.container(&rec.id).is_err() {
+            return Ok(None);
+        }
+        if rec.stage != Stage::Removing {
+            rec.stage = Stage::Removing;
+            self.save_container(&rec)?;
+            entry.set(rec.clone());
+        }
+        Ok(Some(rec))
+    }
+
+    /// What follows a removal: NRI, the DELETED event, the log line.
+    async fn removed(&self, rec: &ContainerRecord) {
+        self.nri_remove_container(rec).await;
         self.emit(
             &rec.id,
             &rec.pod_id,
             cri::ContainerEventType::ContainerDeletedEvent,
         );
         tracing::info!(container = %rec.id, "container removed");
-        Ok(())
     }
 
     /// The removal steps after the stop (also used at startup for interrupted work).
@@ -485,7 +539,7 @@ impl Crius {
         }
         remove_dir(&rec.bundle)?;
         self.state.store.delete(Kind::Container, &rec.id)?;
-        self.state.release_name(&rec.name);
+        self.state.release_name_of(&rec.name, &rec.id);
         Ok(())
     }
 
@@ -605,7 +659,7 @@ impl Crius {
             .update(&rec.id, &oci)
             .await?;
         rec.resources = Some(res);
-        self.save_container(&rec)?;
+        self.update_container(&rec)?;
         entry.set(rec);
         Ok(())
     }

@@ -173,6 +173,19 @@ impl State {
             .remove(name);
     }
 
+    /// Releases `name` only if `id` holds it: a container whose removal finishes in the
+    /// background must not release the name a newer container of the same name took since.
+    pub fn release_name_of(&self, name: &str, id: &str) {
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if names.get(name).is_some_and(|owner| owner != id) {
+            return;
+        }
+        if let Err(e) = self.store.delete(Kind::Name, name) {
+            tracing::warn!(name, error = %e, "release name");
+        }
+        names.remove(name);
+    }
+
     /// Adds a pod to the index.
     pub fn insert_pod(&self, rec: PodRecord) -> Arc<Entry<PodRecord>> {
         let e = Entry::new(rec.clone());
@@ -289,6 +302,13 @@ mod tests {
             .expect("all")
             .is_empty());
         s.reserve_name("n", "d").expect("released again").commit();
+        // Only the holder releases by ID: the old owner's late release keeps the new one's.
+        s.release_name_of("n", "c");
+        s.reserve_name("n", "e").expect_err("d still holds it");
+        s.release_name_of("n", "d");
+        s.reserve_name("n", "e")
+            .expect("released by its holder")
+            .commit();
     }
 
     #[test]

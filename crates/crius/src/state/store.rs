@@ -67,6 +67,16 @@ impl Store {
         write_atomic(&self.path(kind, key), &data)
     }
 
+    /// Rewrites an existing record: temp file, fsync, rename, but no fsync of the directory
+    /// (one journal commit instead of two). After a machine crash the record is the old or the
+    /// new version, never a torn one: for updates whose loss only takes the object back to a
+    /// state recovery already handles (a `Created` record back to `Creating` is rolled back, a
+    /// `Removing` one back to its last state is removed again). New records use [`Store::put`].
+    pub fn update<T: Serialize>(&self, kind: Kind, key: &str, value: &T) -> Result<()> {
+        let data = serde_json::to_vec_pretty(value).ctx(format!("encode {key}"))?;
+        write_temp_and_rename(&self.path(kind, key), &data, Sync::File)
+    }
+
     /// Reads a record; `None` when absent.
     pub fn get<T: DeserializeOwned>(&self, kind: Kind, key: &str) -> Result<Option<T>> {
         let p = self.path(kind, key);
@@ -133,15 +143,26 @@ impl Store {
 /// runroot (bundles' config.json, a pod's hosts), which do not outlive a reboot by design; a
 /// daemon crash still leaves the old or the new content, never a partial file.
 pub fn write_atomic_volatile(path: &Path, data: &[u8]) -> Result<()> {
-    write_temp_and_rename(path, data, false)
+    write_temp_and_rename(path, data, Sync::None)
 }
 
 /// Writes `data` to `path` atomically and durably.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    write_temp_and_rename(path, data, true)
+    write_temp_and_rename(path, data, Sync::FileAndDir)
 }
 
-fn write_temp_and_rename(path: &Path, data: &[u8], durable: bool) -> Result<()> {
+/// What a write makes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// Nothing (atomic against a daemon crash only).
+    None,
+    /// The new content before the rename (old or new version after a machine crash).
+    File,
+    /// The content and the rename (the new version survives a machine crash).
+    FileAndDir,
+}
+
+fn write_temp_and_rename(path: &Path, data: &[u8], sync: Sync) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -151,7 +172,7 @@ fn write_temp_and_rename(path: &Path, data: &[u8], durable: bool) -> Result<()> 
     let res = (|| -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
-        if durable {
+        if sync != Sync::None {
             f.sync_all()?;
         }
         fs::rename(&tmp, path)
@@ -163,7 +184,7 @@ fn write_temp_and_rename(path: &Path, data: &[u8], durable: bool) -> Result<()> 
             e,
         ));
     }
-    if durable {
+    if sync == Sync::FileAndDir {
         sync_dir(dir)?;
     }
     Ok(())
@@ -203,6 +224,11 @@ mod tests {
         std::fs::write(t.path().join("pods/.x.json.tmp"), b"{").expect("write tmp");
         assert_eq!(s.all::<Vec<i32>>(Kind::Pod).expect("all").len(), 1);
         assert!(!t.path().join("pods/.x.json.tmp").exists());
+        s.update(Kind::Pod, "abc", &vec![4]).expect("update");
+        assert_eq!(
+            s.get::<Vec<i32>>(Kind::Pod, "abc").expect("get"),
+            Some(vec![4])
+        );
         s.delete(Kind::Pod, "abc").expect("delete");
         s.delete(Kind::Pod, "abc").expect("delete twice");
         assert_eq!(s.get::<Vec<i32>>(Kind::Pod, "abc").expect("get"), None);
