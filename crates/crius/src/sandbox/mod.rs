@@ -18,6 +18,16 @@ use crate::state::{new_id, now_ns, Entry, Kind, PodRecord, PodState, Stage};
 use crate::undo::Undo;
 use files::PodFiles;
 
+/// Whether a pod is fully stopped: not ready, and no infra container, network, namespace
+/// pin or shm mount left (what StopPodSandbox leaves).
+fn is_stopped(rec: &PodRecord) -> bool {
+    rec.state == PodState::NotReady
+        && rec.infra_id.is_none()
+        && !rec.network_attached
+        && rec.namespaces == Default::default()
+        && !rec.shm_mounted
+}
+
 /// Checks a pod config's metadata; the error names the missing field.
 pub fn validate_pod_config(
     config: Option<&cri::PodSandboxConfig>,
@@ -311,19 +321,20 @@ impl Crius {
         for c in self.state.pod_containers(&rec.id) {
             self.stop_container_entry(&c, 0).await?;
         }
+        if is_stopped(&rec) {
+            return Ok(()); // nothing left to stop, and nothing to save again
+        }
         let was_ready = rec.state == PodState::Ready;
         if was_ready {
             self.nri_stop_pod_sandbox(&rec).await;
         }
-        // The infra process is killed while CNI DEL runs: neither needs the other. CNI DEL is
-        // idempotent, so the record learns that the network is gone with the final save only.
+        // The infra container is killed and deleted while CNI DEL runs: neither needs the
+        // other, and the deletion (a runtime process) costs nothing extra beside DEL's plugin
+        // chain, where RemovePodSandbox would wait for it. CNI DEL and the deletion are
+        // idempotent, so the record learns what is gone with the final save only.
         let infra = async {
             match &rec.infra_id {
-                Some(infra) => {
-                    let rt = self.runtime(&rec.runtime_handler)?;
-                    rt.stop(infra, std::time::Duration::ZERO, libc::SIGKILL)
-                        .await
-                }
+                Some(infra) => self.remove_infra(&rec.runtime_handler, infra).await,
                 None => Ok(()),
             }
         };
@@ -336,6 +347,8 @@ impl Crius {
         let (infra, network) = tokio::join!(infra, network);
         infra?;
         network?;
+        rec.infra_id = None;
+        rec.infra_pid = None;
         if rec.network_attached {
             rec.network_attached = false;
             entry.set(rec.clone());
@@ -378,10 +391,13 @@ impl Crius {
             self.remove_container_entry(&c).await?;
         }
         self.stop_pod_locked(&entry).await?;
-        let mut rec = entry.get();
-        rec.stage = Stage::Removing;
-        self.save_pod(&rec)?;
-        entry.set(rec.clone());
+        // No `Removing` record first: the stopped pod holds no process, network or mount, and
+        // every step below is idempotent, so a crash before the record is deleted leaves a
+        // stopped pod (still listed) that the next RemovePodSandbox finishes.
+        let rec = entry.get();
+        // Containers removed before (RemoveContainer) may still be cleaning up in the
+        // background: their cgroups are inside the pod's.
+        self.cleanups.wait_pod(&rec.id).await;
         self.finish_pod_removal(&rec).await?;
         self.state.forget_pod(&rec.id);
         self.nri_remove_pod_sandbox(&rec).await;

@@ -1,0 +1,189 @@
+//! StopPodSandbox deletes a shared-PID pod's infra container (beside CNI DEL), so that
+//! RemovePodSandbox of a stopped pod needs no runtime process, and a removal interrupted by a
+//! crash is finished by the next RemovePodSandbox (run as root: runc, CNI).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::Daemon;
+use k8s_cri::v1 as cri;
+use tonic::Code;
+
+/// A runtime handler `logged`: real runc behind a script that appends each call's arguments
+/// to `<dir>/runtime-calls` first.
+fn logged_runc(dir: &Path) -> String {
+    let script = dir.join("logged-runc");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nexec /usr/sbin/runc \"$@\"\n",
+            dir.join("runtime-calls").display()
+        ),
+    )
+    .expect("write runc wrapper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod runc wrapper");
+    format!(
+        "[runtimes.logged]\npath = \"{}\"\nroot = \"{}\"\n",
+        script.display(),
+        dir.join("runc-logged").display()
+    )
+}
+
+/// The runtime calls the wrapper saw so far, one line each.
+fn runtime_calls(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("runtime-calls"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Deletes (on drop, also when a test fails) what is left in the wrapper's runtime root.
+struct RuncRootGuard(PathBuf);
+
+impl Drop for RuncRootGuard {
+    fn drop(&mut self) {
+        for id in entries(&self.0) {
+            let _ = std::process::Command::new("/usr/sbin/runc")
+                .arg("--root")
+                .arg(&self.0)
+                .args(["delete", "-f", &id])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+async fn run_logged(d: &mut Daemon, pc: &cri::PodSandboxConfig) -> String {
+    d.rt.run_pod_sandbox(cri::RunPodSandboxRequest {
+        config: Some(pc.clone()),
+        runtime_handler: "logged".into(),
+    })
+    .await
+    .expect("run pod")
+    .into_inner()
+    .pod_sandbox_id
+}
+
+async fn pod_status(d: &mut Daemon, pod: &str) -> Result<cri::PodSandboxStatus, tonic::Status> {
+    d.rt.pod_sandbox_status(cri::PodSandboxStatusRequest {
+        pod_sandbox_id: pod.into(),
+        verbose: true,
+    })
+    .await
+    .map(|r| r.into_inner().status.expect("status set"))
+}
+
+async fn stop(d: &mut Daemon, pod: &str) {
+    d.rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod.into(),
+    })
+    .await
+    .expect("stop pod");
+}
+
+async fn remove(d: &mut Daemon, pod: &str) {
+    d.rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.into(),
+    })
+    .await
+    .expect("remove pod");
+}
+
+fn record(d: &Daemon, pod: &str) -> PathBuf {
+    d.dir
+        .path()
+        .join("root/state/pods")
+        .join(format!("{pod}.json"))
+}
+
+#[tokio::test]
+async fn stop_deletes_the_infra_container_and_remove_runs_no_runtime() {
+    let dir = tempfile::Builder::new()
+        .prefix("crius-it-wrap-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let runc_root = dir.path().join("runc-logged");
+    let _guard = RuncRootGuard(runc_root.clone());
+    let mut d = Daemon::start_with_config(&logged_runc(dir.path())).await;
+    let pc = d.pod_config("infra", true);
+    let pod = run_logged(&mut d, &pc).await;
+    let infra = entries(&runc_root);
+    assert_eq!(infra.len(), 1, "one infra container: {infra:?}");
+    let infra = infra[0].clone();
+    assert!(d.dir.path().join("run/containers").join(&infra).exists());
+
+    stop(&mut d, &pod).await;
+    let calls = runtime_calls(dir.path());
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.contains("delete") && c.contains(&infra)),
+        "{calls:?}"
+    );
+    assert_eq!(
+        entries(&runc_root),
+        Vec::<String>::new(),
+        "runtime state left"
+    );
+    assert!(!d.dir.path().join("run/containers").join(&infra).exists());
+    let st = pod_status(&mut d, &pod)
+        .await
+        .expect("status of stopped pod");
+    assert_eq!(st.state, cri::PodSandboxState::SandboxNotready as i32);
+
+    // A second stop and the removal find nothing for the runtime to do.
+    stop(&mut d, &pod).await;
+    remove(&mut d, &pod).await;
+    assert_eq!(
+        runtime_calls(dir.path()),
+        calls,
+        "runtime calls after the stop"
+    );
+    let e = pod_status(&mut d, &pod).await.expect_err("removed");
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(!record(&d, &pod).exists());
+    assert!(!d.dir.path().join("run/pods").join(&pod).exists());
+
+    // The name is free again at once.
+    let again = run_logged(&mut d, &pc).await;
+    assert_ne!(again, pod);
+    d.stop_and_remove_pod(&again).await;
+    assert_eq!(entries(&runc_root), Vec::<String>::new());
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn removal_cut_short_by_a_crash_is_finished_by_the_next_remove() {
+    let mut d = Daemon::start().await;
+    let pc = d.pod_config("cut", true);
+    let pod = d.run_pod(&pc).await;
+    stop(&mut d, &pod).await;
+    // What a removal killed after deleting the pod files but before the record leaves.
+    d.kill_only();
+    let files = d.dir.path().join("run/pods").join(&pod);
+    std::fs::remove_dir_all(&files).expect("remove pod files");
+    d.start_again().await;
+    let st = pod_status(&mut d, &pod).await.expect("pod still recorded");
+    assert_eq!(st.state, cri::PodSandboxState::SandboxNotready as i32);
+    remove(&mut d, &pod).await;
+    let e = pod_status(&mut d, &pod).await.expect_err("removed");
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(!record(&d, &pod).exists());
+    // Its name is free.
+    let again = d.run_pod(&pc).await;
+    d.stop_and_remove_pod(&again).await;
+    d.shutdown().await;
+}
