@@ -125,13 +125,15 @@ async fn stop_deletes_the_infra_container_and_remove_runs_no_runtime() {
     let infra = infra[0].clone();
     assert!(d.dir.path().join("run/containers").join(&infra).exists());
 
+    let before_stop = runtime_calls(dir.path()).len();
     stop(&mut d, &pod).await;
     let calls = runtime_calls(dir.path());
+    // The recorded infra PID is killed directly: the runtime is only asked to delete.
+    let stop_calls = &calls[before_stop..];
+    assert_eq!(stop_calls.len(), 1, "{stop_calls:?}");
     assert!(
-        calls
-            .iter()
-            .any(|c| c.contains("delete") && c.contains(&infra)),
-        "{calls:?}"
+        stop_calls[0].contains(" delete ") && stop_calls[0].ends_with(&infra),
+        "{stop_calls:?}"
     );
     assert_eq!(
         entries(&runc_root),
@@ -185,5 +187,43 @@ async fn removal_cut_short_by_a_crash_is_finished_by_the_next_remove() {
     // Its name is free.
     let again = d.run_pod(&pc).await;
     d.stop_and_remove_pod(&again).await;
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn stop_of_a_pod_whose_infra_process_died_deletes_it_through_the_runtime() {
+    let mut d = Daemon::start().await;
+    let pc = d.pod_config("dead", true);
+    let pod = d.run_pod(&pc).await;
+    let infra = entries(&d.dir.path().join("runc"));
+    assert_eq!(infra.len(), 1, "one infra container: {infra:?}");
+    let infra = infra[0].clone();
+    let pid: i32 = std::fs::read_to_string(
+        d.dir
+            .path()
+            .join("run/containers")
+            .join(&infra)
+            .join("pidfile"),
+    )
+    .expect("infra pidfile")
+    .trim()
+    .parse()
+    .expect("pid");
+    // The infra process ends on its own: the recorded PID is stale when the pod is stopped.
+    // SAFETY: kill(2) of this test's own pod's pause process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let exit_record = d.dir.path().join("run/exits").join(&infra);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !exit_record.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit record of the killed infra"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    d.stop_and_remove_pod(&pod).await;
+    assert_eq!(entries(&d.dir.path().join("runc")), Vec::<String>::new());
+    assert!(!exit_record.exists());
+    assert!(!d.dir.path().join("run/containers").join(&infra).exists());
     d.shutdown().await;
 }

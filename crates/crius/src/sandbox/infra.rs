@@ -2,7 +2,9 @@
 //! `crius-pause` (bind-mounted from the host, no image) as PID 1 of the pod's PID namespace,
 //! joined to the pod's pinned network/IPC/UTS namespaces.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -82,6 +84,41 @@ fn process_running(pid: u32) -> bool {
     }
 }
 
+/// How long the monitor may take to record the exit of a killed infra process.
+const INFRA_EXIT_RECORD_WAIT: Duration = Duration::from_secs(10);
+
+/// SIGKILLs process `pid` if it is still the init of infra container `infra_id`, whose
+/// cgroup path (and no other process's) ends in `crius-<infra_id>`. Through a pidfd opened
+/// before the check, so a recycled PID is never signalled: if the infra process ended and
+/// its PID was reused in between, the check sees a stranger or the signal finds the pidfd's
+/// process gone. Returns whether the signal was delivered.
+fn kill_infra_process(pid: u32, infra_id: &str) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is shared.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let suffix = format!("/crius-{infra_id}");
+    let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .is_ok_and(|cg| cg.lines().any(|l| l.ends_with(&suffix)));
+    if !ours {
+        return false;
+    }
+    // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo (NULL) and no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    r == 0
+}
+
 impl Crius {
     /// Creates and starts the infra container `id` of `pod`; returns its PID. On failure
     /// nothing of it is left.
@@ -141,12 +178,24 @@ impl Crius {
     }
 
     /// Kills and deletes a pod's infra container and its bundle; idempotent (also for an ID
-    /// that was never created).
-    pub async fn remove_infra(&self, handler: &str, infra_id: &str) -> Result<()> {
+    /// that was never created). `pid` is the recorded infra PID, if known: while it is still
+    /// the infra process it is killed directly, which spares the runtime call (`state`) that
+    /// a stop through the runtime makes to learn it.
+    pub async fn remove_infra(
+        &self,
+        handler: &str,
+        infra_id: &str,
+        pid: Option<u32>,
+    ) -> Result<()> {
         let rt = self.runtime(handler)?;
-        rt.stop(infra_id, std::time::Duration::ZERO, libc::SIGKILL)
-            .await
-            .ok();
+        if pid.is_some_and(|pid| kill_infra_process(pid, infra_id)) {
+            // Delete after the monitor's exit record, so that none appears after the deletion.
+            if let Err(e) = rt.wait_exit(infra_id, INFRA_EXIT_RECORD_WAIT).await {
+                tracing::warn!(infra = infra_id, error = %e, "no exit record of the killed infra process");
+            }
+        } else {
+            rt.stop(infra_id, Duration::ZERO, libc::SIGKILL).await.ok();
+        }
         rt.delete(infra_id).await?;
         let bundle = self.cfg.bundles_dir().join(infra_id);
         match std::fs::remove_dir_all(&bundle) {

@@ -274,7 +274,7 @@ impl Crius {
             let c = self.clone();
             let handler = rec.runtime_handler.clone();
             undo.push("remove infra", async move {
-                c.remove_infra(&handler, &infra_id).await
+                c.remove_infra(&handler, &infra_id, None).await
             });
         }
         let cni = async {
@@ -334,7 +334,10 @@ impl Crius {
         // idempotent, so the record learns what is gone with the final save only.
         let infra = async {
             match &rec.infra_id {
-                Some(infra) => self.remove_infra(&rec.runtime_handler, infra).await,
+                Some(infra) => {
+                    self.remove_infra(&rec.runtime_handler, infra, rec.infra_pid)
+                        .await
+                }
                 None => Ok(()),
             }
         };
@@ -414,7 +417,8 @@ impl Crius {
     /// files, record, name.
     pub async fn finish_pod_removal(&self, rec: &PodRecord) -> Result<()> {
         if let Some(infra) = &rec.infra_id {
-            self.remove_infra(&rec.runtime_handler, infra).await?;
+            self.remove_infra(&rec.runtime_handler, infra, rec.infra_pid)
+                .await?;
         }
         if rec.network_attached {
             // A pod interrupted while being made may not have its netns path yet: CNI DEL
