@@ -222,20 +222,98 @@ impl Drop for CreateCleanup {
     }
 }
 
+/// What the monitor's start needs, from [`Runtime::spawn_create`] to [`PendingCreate::start`].
+#[derive(Debug)]
+struct Spawned {
+    start_write: std::os::fd::OwnedFd,
+    sync_parent: std::os::fd::OwnedFd,
+    out_task: tokio::task::JoinHandle<Vec<u8>>,
+    err_task: tokio::task::JoinHandle<Vec<u8>>,
+    child_task: tokio::task::JoinHandle<std::io::Result<std::process::ExitStatus>>,
+    started: Instant,
+}
+
+/// A monitor started for a container and blocked on its start pipe
+/// ([`Runtime::spawn_create`]), so that its start-up (exec, log file) overlaps the caller's
+/// preparation of the bundle. [`PendingCreate::start`] lets it create the container; dropping
+/// it instead kills the monitor at once and removes what the create made in the background.
+#[derive(Debug)]
+pub struct PendingCreate {
+    runtime: Runtime,
+    opts: CreateOptions,
+    state: Option<(CreateCleanup, Spawned)>,
+}
+
+impl PendingCreate {
+    /// Lets the monitor run `<runtime> create` (the bundle's `config.json` and rootfs must be
+    /// in place now) and returns once it reported the container's pid. On any failure
+    /// (runtime error, monitor failure, timeout after `MonitorConfig::create_timeout`)
+    /// everything started is killed and every file the create made is removed; a cancelled
+    /// call cleans up in the background.
+    pub async fn start(mut self) -> Result<CreatedContainer> {
+        let id = self.opts.id.clone();
+        let Some((mut cleanup, spawned)) = self.state.take() else {
+            return Err(OciError::InvalidArgument(format!(
+                "container {id}: create: the monitor was already started"
+            )));
+        };
+        let res = if self.opts.bundle.join("config.json").is_file() {
+            self.runtime.start_monitor(&self.opts, spawned).await
+        } else {
+            Err(OciError::InvalidArgument(format!(
+                "container {id}: create: no config.json in bundle {}",
+                self.opts.bundle.display()
+            )))
+        };
+        match res {
+            Ok(created) => {
+                cleanup.disarm();
+                Ok(created)
+            }
+            Err(e) => {
+                tracing::debug!(id, error = %e, "create failed: cleaning up");
+                cleanup.run().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for PendingCreate {
+    fn drop(&mut self) {
+        if let Some((cleanup, _)) = &self.state {
+            // Before the start pipe closes: on end-of-file the monitor would go on and create.
+            if let Some(h) = &cleanup.monitor_child {
+                if let Err(e) = h.signal(crate::signal::Signal::KILL) {
+                    tracing::warn!(id = %cleanup.id, error = %e, "kill unstarted monitor");
+                }
+            }
+        }
+        // The armed cleanup, dropped with the state, removes the rest in the background.
+    }
+}
+
 impl Runtime {
     /// Creates the container through the monitor and returns once the monitor reported the
-    /// container's pid. On any failure (runtime error, monitor failure, timeout after
-    /// `MonitorConfig::create_timeout`) everything started is killed and every file this call
-    /// made is removed; a cancelled call cleans up in the background.
+    /// container's pid: [`Runtime::spawn_create`] then [`PendingCreate::start`].
     pub async fn create(&self, opts: &CreateOptions) -> Result<CreatedContainer> {
         let id = opts.id.as_str();
-        crate::id::validate_id(id)?;
         if !opts.bundle.join("config.json").is_file() {
+            crate::id::validate_id(id)?;
             return Err(OciError::InvalidArgument(format!(
                 "container {id}: create: no config.json in bundle {}",
                 opts.bundle.display()
             )));
         }
+        self.spawn_create(opts).await?.start().await
+    }
+
+    /// Starts the monitor of a new container, blocked on its start pipe until
+    /// [`PendingCreate::start`]. The bundle directory (the monitor's working directory) and
+    /// the log file's directory must exist; `config.json` and the rootfs may come later.
+    pub async fn spawn_create(&self, opts: &CreateOptions) -> Result<PendingCreate> {
+        let id = opts.id.as_str();
+        crate::id::validate_id(id)?;
         if self.handler.root.join(id).exists() {
             return Err(OciError::FailedPrecondition {
                 id: id.to_string(),
@@ -270,11 +348,12 @@ impl Runtime {
         self.remove_leftovers(id);
         remove_quietly(&cleanup.pidfile);
 
-        match self.create_inner(opts, &mut cleanup).await {
-            Ok(created) => {
-                cleanup.disarm();
-                Ok(created)
-            }
+        match self.spawn_monitor(opts, &mut cleanup) {
+            Ok(spawned) => Ok(PendingCreate {
+                runtime: self.clone(),
+                opts: opts.clone(),
+                state: Some((cleanup, spawned)),
+            }),
             Err(e) => {
                 tracing::debug!(id, error = %e, "create failed: cleaning up");
                 cleanup.run().await;
@@ -325,17 +404,13 @@ impl Runtime {
         a
     }
 
-    async fn create_inner(
-        &self,
-        opts: &CreateOptions,
-        cleanup: &mut CreateCleanup,
-    ) -> Result<CreatedContainer> {
+    /// Spawns the monitor with its pipes (it blocks on the start pipe).
+    fn spawn_monitor(&self, opts: &CreateOptions, cleanup: &mut CreateCleanup) -> Result<Spawned> {
         let id = opts.id.as_str();
         let io_err = |what: &str, e: std::io::Error| {
             OciError::io(format!("container {id}: create: {what}"), e)
         };
         let started = Instant::now();
-        let timeout = self.monitor.create_timeout;
 
         // Sync socket pair (fd 3 in the monitor) and start pipe (fd 4), both close-on-exec
         // here; dup2 in the child clears the flag on 3 and 4 only.
@@ -393,6 +468,35 @@ impl Runtime {
         let err_task = capture(child.stderr.take());
         // The intermediate process exits right after forking; reap it in the background.
         let child_task = tokio::spawn(async move { child.wait().await });
+        Ok(Spawned {
+            start_write,
+            sync_parent,
+            out_task,
+            err_task,
+            child_task,
+            started,
+        })
+    }
+
+    /// Lets the spawned monitor go and waits for the container's pid on the sync pipe.
+    async fn start_monitor(
+        &self,
+        opts: &CreateOptions,
+        spawned: Spawned,
+    ) -> Result<CreatedContainer> {
+        let id = opts.id.as_str();
+        let io_err = |what: &str, e: std::io::Error| {
+            OciError::io(format!("container {id}: create: {what}"), e)
+        };
+        let timeout = self.monitor.create_timeout;
+        let Spawned {
+            start_write,
+            sync_parent,
+            out_task,
+            err_task,
+            child_task,
+            started,
+        } = spawned;
 
         // Let the monitor go (we do not move it into a cgroup first). One byte into a fresh
         // pipe never blocks: written here, not through tokio::fs's blocking-pool round trip.

@@ -21,7 +21,7 @@ mod version;
 
 pub use attach::{AttachStream, AttachStreamKind};
 pub use config::{MonitorConfig, MonitorKind, RuntimeHandler};
-pub use create::{CreateOptions, CreatedContainer};
+pub use create::{CreateOptions, CreatedContainer, PendingCreate};
 pub use error::{operator_hint, ErrorCode, OciError, Result};
 pub use exec::{ExecSession, ExecSyncOutput, PtyMaster, EXEC_OUTPUT_CAP};
 pub use id::{validate_id, MAX_ID_LEN};

@@ -281,6 +281,62 @@ async fn failed_create_leaves_nothing(f: Fixture) {
     assert!(f.rt.state(&id).await.unwrap_err().is_not_found());
 }
 
+/// Blocks until `pid` has exited (its pidfd turns readable), at most `ms` milliseconds.
+fn wait_pid_exit(pid: i32, ms: i32) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd (or -1); no pointers.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if fd < 0 {
+        return true; // already gone
+    }
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call; the fd is ours and closed after.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    // SAFETY: closing the pidfd opened above, once.
+    unsafe { libc::close(fd) };
+    n == 1
+}
+
+async fn spawned_monitor_waits_for_its_bundle(f: Fixture) {
+    // The monitor starts before the bundle has its config.json; it runs the runtime only when
+    // started, then everything works as with create.
+    let id = f.id("spw");
+    let bundle = f.base.path().join("bundles").join(&id);
+    std::fs::create_dir_all(&bundle).unwrap();
+    let pending =
+        f.rt.spawn_create(&f.opts(&id, &bundle))
+            .await
+            .expect("spawn monitor");
+    assert!(!processes_mentioning(&id).is_empty(), "monitor not running");
+    assert!(f.rt.state(&id).await.unwrap_err().is_not_found());
+    f.bundle(&id, &["sleep", "1000"]);
+    let created = pending.start().await.expect("start the monitor");
+    assert!(alive(created.pid));
+    f.rt.start(&id).await.expect("start");
+    assert_eq!(f.rt.state(&id).await.expect("state").status, "running");
+    f.rt.stop(&id, Duration::ZERO, Some(Signal::KILL))
+        .await
+        .expect("stop");
+    f.rt.delete(&id).await.expect("delete");
+
+    // Dropped before its start: the monitor is killed at once and never creates.
+    let id = f.id("spd");
+    let bundle = f.bundle(&id, &["sleep", "1000"]);
+    let pending =
+        f.rt.spawn_create(&f.opts(&id, &bundle))
+            .await
+            .expect("spawn monitor");
+    let monitors = processes_mentioning(&id);
+    assert_eq!(monitors.len(), 1, "{monitors:?}");
+    drop(pending);
+    assert!(wait_pid_exit(monitors[0], 10_000), "monitor still running");
+    assert!(processes_mentioning(&id).is_empty(), "processes left");
+    assert!(f.rt.state(&id).await.unwrap_err().is_not_found());
+}
+
 async fn bad_ids_refused(f: Fixture) {
     let bundle = f.bundle("okbundle", &["true"]);
     for bad in ["", "../escape", "a/b", "..", "-x", "a b"] {
@@ -489,6 +545,7 @@ matrix!(
     exit_recorded_after_starter_is_gone,
     oom_kill_is_recorded,
     failed_create_leaves_nothing,
+    spawned_monitor_waits_for_its_bundle,
     bad_ids_refused,
     pause_resume_update,
     attach_round_trip,

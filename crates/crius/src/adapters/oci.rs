@@ -5,7 +5,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crius_oci::{OciError, Runtime, Signal};
 
-use crate::backend::{ContainerRuntime, CreateOpts, ExecOutput, ExitInfo, RtState, RtStatus};
+use crate::backend::{
+    ContainerRuntime, CreateOpts, ExecOutput, ExitInfo, PendingCreate, RtState, RtStatus,
+};
 use crate::error::{Error, Result};
 
 /// One handler.
@@ -65,17 +67,45 @@ impl OciRuntime {
     fn persist(&self, id: &str) -> PathBuf {
         self.persist_root.join(id)
     }
-}
 
-#[tonic::async_trait]
-impl ContainerRuntime for OciRuntime {
-    async fn create(&self, o: &CreateOpts) -> Result<u32> {
+    fn create_options(&self, o: &CreateOpts) -> crius_oci::CreateOptions {
         let log = o.log_path.clone().unwrap_or_else(|| self.null_log.clone());
         let mut opts = crius_oci::CreateOptions::new(&o.id, &o.bundle, log, self.persist(&o.id));
         opts.terminal = o.tty;
         opts.stdin = o.stdin;
         opts.stdin_once = o.stdin_once;
-        let c = self.rt.create(&opts).await.map_err(map_err)?;
+        opts
+    }
+}
+
+/// crius-oci's [`crius_oci::PendingCreate`] behind the backend trait.
+struct OciPendingCreate(crius_oci::PendingCreate);
+
+#[tonic::async_trait]
+impl PendingCreate for OciPendingCreate {
+    async fn start(self: Box<Self>) -> Result<u32> {
+        let c = self.0.start().await.map_err(map_err)?;
+        Ok(c.pid.max(0) as u32)
+    }
+}
+
+#[tonic::async_trait]
+impl ContainerRuntime for OciRuntime {
+    async fn spawn_create(&self, o: &CreateOpts) -> Result<Box<dyn PendingCreate>> {
+        let pending = self
+            .rt
+            .spawn_create(&self.create_options(o))
+            .await
+            .map_err(map_err)?;
+        Ok(Box::new(OciPendingCreate(pending)))
+    }
+
+    async fn create(&self, o: &CreateOpts) -> Result<u32> {
+        let c = self
+            .rt
+            .create(&self.create_options(o))
+            .await
+            .map_err(map_err)?;
         Ok(c.pid.max(0) as u32)
     }
 

@@ -74,9 +74,22 @@ pub struct ExecOutput {
     pub exit_code: i32,
 }
 
+/// A container's monitor started before its bundle was complete
+/// ([`ContainerRuntime::spawn_create`]). Dropping it kills the monitor and removes what it made.
+#[tonic::async_trait]
+pub trait PendingCreate: Send {
+    /// Lets the monitor create the container (`config.json` and the rootfs in place now);
+    /// returns the init PID.
+    async fn start(self: Box<Self>) -> Result<u32>;
+}
+
 /// One OCI runtime handler (runc, crun) with its monitor.
 #[tonic::async_trait]
 pub trait ContainerRuntime: Send + Sync {
+    /// Starts the container's monitor, blocked until [`PendingCreate::start`], so that its
+    /// start-up overlaps the making of the rootfs and spec. The bundle directory and the log
+    /// file's directory must exist.
+    async fn spawn_create(&self, opts: &CreateOpts) -> Result<Box<dyn PendingCreate>>;
     /// Creates the container under a monitor; returns the init PID.
     async fn create(&self, opts: &CreateOpts) -> Result<u32>;
     /// Starts a created container.

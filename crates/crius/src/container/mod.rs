@@ -177,8 +177,11 @@ impl Crius {
             image_volumes: Vec::new(),
             resources: None,
         };
-        // 1. Record first.
-        self.save_container(&rec)?;
+        // 1. Record first: in place before anything is made (a daemon crash from here on
+        // is rolled back at the next start), durable before anything that outlives a reboot.
+        self.state
+            .store
+            .put_unsynced(Kind::Container, &rec.id, &rec)?;
         {
             let c = self.clone();
             let id = id.clone();
@@ -186,7 +189,47 @@ impl Crius {
                 c.state.store.delete(Kind::Container, &id)
             });
         }
-        // 2. Rootfs.
+        // 2. The monitor, started while the record's fsyncs run: it waits on its start pipe
+        // until the bundle is complete, so its start-up overlaps the rootfs and the spec. What
+        // it needs first is volatile (bundle and persist dirs under the runroot) or the
+        // kubelet's (the log directory).
+        {
+            let bundle = bundle.clone();
+            undo.push("remove bundle", async move { remove_dir(&bundle) });
+        }
+        std::fs::create_dir_all(&bundle).ctx(format!("create bundle {}", bundle.display()))?;
+        if !log_path.is_empty() {
+            if let Some(dir) = std::path::Path::new(&log_path).parent() {
+                std::fs::create_dir_all(dir).ctx(format!("create log dir {}", dir.display()))?;
+            }
+        }
+        let rt = self.runtime(&rec.runtime_handler)?;
+        {
+            let rt = rt.clone();
+            let id = id.clone();
+            undo.push("runtime delete", async move {
+                rt.stop(&id, Duration::ZERO, libc::SIGKILL).await.ok();
+                rt.delete(&id).await
+            });
+        }
+        let opts = CreateOpts {
+            id: id.clone(),
+            bundle: bundle.clone(),
+            log_path: (!log_path.is_empty()).then(|| PathBuf::from(&log_path)),
+            stdin: rec.config.stdin,
+            stdin_once: rec.config.stdin_once,
+            tty: rec.config.tty,
+        };
+        let sync = {
+            let store = self.state.store.clone();
+            let id = id.clone();
+            tokio::task::spawn_blocking(move || store.sync(Kind::Container, &id))
+        };
+        let (synced, pending) = tokio::join!(sync, rt.spawn_create(&opts));
+        synced.map_err(|e| Error::internal("fsync container record", e))??;
+        // Dropped on any error below: the monitor is killed before it creates anything.
+        let pending = pending?;
+        // 3. Rootfs.
         {
             let c = self.clone();
             let id = id.clone();
@@ -198,12 +241,7 @@ impl Crius {
         // flag is written with the Created record below (one durable write less per create).
         rec.rootfs_mounted = true;
         let rootfs = self.mount_pod_rootfs(pod, &image.id, &id).await?;
-        // 3. Spec and bundle.
-        {
-            let bundle = bundle.clone();
-            undo.push("remove bundle", async move { remove_dir(&bundle) });
-        }
-        std::fs::create_dir_all(&bundle).ctx(format!("create bundle {}", bundle.display()))?;
+        // 4. Spec.
         let (pod_pid_ns, target_pid_ns) = match self.pid_ns(&rec.config, pod)? {
             spec::PidNs::Join(p)
                 if spec::pid_mode(&rec.config, pod) == cri::NamespaceMode::Target as i32 =>
@@ -264,30 +302,8 @@ impl Crius {
         let json = serde_json::to_value(&gen.spec).ctx("encode spec")?;
         let data = serde_json::to_vec_pretty(&json).ctx("encode spec")?;
         crate::state::store::write_atomic_volatile(&bundle.join("config.json"), &data)?;
-        if !log_path.is_empty() {
-            if let Some(dir) = std::path::Path::new(&log_path).parent() {
-                std::fs::create_dir_all(dir).ctx(format!("create log dir {}", dir.display()))?;
-            }
-        }
-        // 4. Runtime create under the monitor.
-        let rt = self.runtime(&rec.runtime_handler)?;
-        {
-            let rt = rt.clone();
-            let id = id.clone();
-            undo.push("runtime delete", async move {
-                rt.stop(&id, Duration::ZERO, libc::SIGKILL).await.ok();
-                rt.delete(&id).await
-            });
-        }
-        let opts = CreateOpts {
-            id: id.clone(),
-            bundle: bundle.clone(),
-            log_path: (!log_path.is_empty()).then(|| PathBuf::from(&log_path)),
-            stdin: rec.config.stdin,
-            stdin_once: rec.config.stdin_once,
-            tty: rec.config.tty,
-        };
-        rec.pid = rt.create(&opts).await?;
+        // 5. Runtime create under the monitor.
+        rec.pid = pending.start().await?;
         rec.stage = Stage::Created;
         // Without the directory fsync: after a machine crash the record may be the `Creating`
         // one again, which recovery rolls back (the container died with the machine anyway).

@@ -77,6 +77,23 @@ impl Store {
         write_temp_and_rename(&self.path(kind, key), &data, Sync::File)
     }
 
+    /// Writes a new record atomically (a daemon crash leaves the old or the new version) but
+    /// not yet durably: [`Store::sync`] then makes it survive a machine crash, so that its
+    /// fsyncs can overlap work that makes nothing durable (processes, files under the runroot).
+    pub fn put_unsynced<T: Serialize>(&self, kind: Kind, key: &str, value: &T) -> Result<()> {
+        let data = serde_json::to_vec_pretty(value).ctx(format!("encode {key}"))?;
+        write_temp_and_rename(&self.path(kind, key), &data, Sync::None)
+    }
+
+    /// Makes a record durable: fsync of the file, then of its directory.
+    pub fn sync(&self, kind: Kind, key: &str) -> Result<()> {
+        let p = self.path(kind, key);
+        File::open(&p)
+            .and_then(|f| f.sync_all())
+            .ctx(format!("fsync {}", p.display()))?;
+        sync_dir(p.parent().unwrap_or(&self.dir))
+    }
+
     /// Reads a record; `None` when absent.
     pub fn get<T: DeserializeOwned>(&self, kind: Kind, key: &str) -> Result<Option<T>> {
         let p = self.path(kind, key);
@@ -224,6 +241,16 @@ mod tests {
         std::fs::write(t.path().join("pods/.x.json.tmp"), b"{").expect("write tmp");
         assert_eq!(s.all::<Vec<i32>>(Kind::Pod).expect("all").len(), 1);
         assert!(!t.path().join("pods/.x.json.tmp").exists());
+        s.put_unsynced(Kind::Pod, "new", &vec![5])
+            .expect("put unsynced");
+        s.sync(Kind::Pod, "new").expect("sync");
+        assert_eq!(
+            s.get::<Vec<i32>>(Kind::Pod, "new").expect("get"),
+            Some(vec![5])
+        );
+        s.delete(Kind::Pod, "new").expect("delete");
+        s.sync(Kind::Pod, "new")
+            .expect_err("sync of a missing record");
         s.update(Kind::Pod, "abc", &vec![4]).expect("update");
         assert_eq!(
             s.get::<Vec<i32>>(Kind::Pod, "abc").expect("get"),
