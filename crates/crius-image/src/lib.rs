@@ -72,6 +72,9 @@ struct Inner {
     client: oci_client::Client,
     state: Mutex<State>,
     layer_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Disk usage (bytes, inodes) of each directory in `layers/`, by name: a layer never
+    /// changes once renamed in, so ImageFsInfo walks it once.
+    layer_usage: Mutex<HashMap<std::ffi::OsString, (u64, u64)>>,
 }
 
 /// Unpins a pull's layers when dropped.
@@ -165,6 +168,7 @@ impl ImageService {
                 client,
                 state: Mutex::new(state),
                 layer_locks: Mutex::new(HashMap::new()),
+                layer_usage: Mutex::new(HashMap::new()),
             }),
         };
         // Layers or blobs left by a crash between unpack and record are freed now.
@@ -536,17 +540,19 @@ impl ImageService {
         Ok(Some(removed))
     }
 
-    /// Bytes and inodes used under the store root (one filesystem; hard links counted once).
+    /// Bytes and inodes used under the store root (one filesystem; hard links counted once
+    /// within each layer and within the rest). Unpacked layers are walked once and remembered;
+    /// container upper dirs, blobs and pulls in progress are walked at every call.
     pub async fn fs_info(&self) -> Result<FsUsage> {
-        let root = self.inner.paths.root.clone();
+        let inner = self.inner.clone();
         blocking(move || {
-            let (bytes, inodes) = disk_usage(&root)?;
+            let (bytes, inodes) = inner.store_usage()?;
             let ts = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as i64)
                 .unwrap_or(0);
             Ok(FsUsage {
-                mountpoint: root,
+                mountpoint: inner.paths.root.clone(),
                 used_bytes: bytes,
                 inodes_used: inodes,
                 timestamp_nanos: ts,
@@ -689,11 +695,51 @@ impl ImageService {
     }
 }
 
-/// Bytes (allocated blocks) and inodes under `root`, staying on its filesystem.
-fn disk_usage(root: &Path) -> Result<(u64, u64)> {
+impl Inner {
+    /// Usage of the whole store: the root, everything but `layers/` walked now, and each
+    /// layer from `layer_usage` (walked and added there when new; layers gone are dropped).
+    fn store_usage(&self) -> Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let root = &self.paths.root;
+        let top = std::fs::symlink_metadata(root).map_err(|e| ImageError::io("stat", root, e))?;
+        let dev = top.dev();
+        let layers = self.paths.layers();
+        let (mut bytes, mut inodes) = tree_usage(root, dev, Some(&layers));
+        bytes += top.blocks() * 512;
+        inodes += 1;
+        let mut cache = self.layer_usage.lock().unwrap_or_else(|p| p.into_inner());
+        let mut now = HashMap::with_capacity(cache.len());
+        if let Ok(rd) = std::fs::read_dir(&layers) {
+            for ent in rd.flatten() {
+                let Ok(m) = ent.metadata() else { continue };
+                if m.dev() != dev {
+                    continue;
+                }
+                let name = ent.file_name();
+                let usage = match cache.get(&name) {
+                    Some(u) if m.is_dir() => *u,
+                    _ if m.is_dir() => {
+                        let (b, i) = tree_usage(&ent.path(), dev, None);
+                        (b + m.blocks() * 512, i + 1)
+                    }
+                    _ => (m.blocks() * 512, 1),
+                };
+                bytes += usage.0;
+                inodes += usage.1;
+                if m.is_dir() {
+                    now.insert(name, usage);
+                }
+            }
+        }
+        *cache = now;
+        Ok((bytes, inodes))
+    }
+}
+
+/// Bytes (allocated blocks) and inodes below `root` (not counting `root` itself), staying on
+/// device `dev`, hard links counted once; `skip` is counted but not descended into.
+fn tree_usage(root: &Path, dev: u64, skip: Option<&Path>) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
-    let top = std::fs::symlink_metadata(root).map_err(|e| ImageError::io("stat", root, e))?;
-    let dev = top.dev();
     let mut seen = std::collections::HashSet::new();
     let mut bytes = 0u64;
     let mut inodes = 0u64;
@@ -712,9 +758,12 @@ fn disk_usage(root: &Path) -> Result<(u64, u64)> {
                 inodes += 1;
             }
             if m.is_dir() {
-                stack.push(ent.path());
+                let p = ent.path();
+                if Some(p.as_path()) != skip {
+                    stack.push(p);
+                }
             }
         }
     }
-    Ok((bytes + top.blocks() * 512, inodes + 1))
+    (bytes, inodes)
 }

@@ -373,3 +373,43 @@ async fn fs_info_counts_the_store() {
     assert!(full.used_bytes > empty.used_bytes);
     assert!(full.inodes_used > empty.inodes_used);
 }
+
+/// ImageFsInfo keeps each layer's usage after its first walk: what it reports must stay what a
+/// full walk of the store finds (a second service on the same root starts with nothing kept),
+/// through a pull, a rootfs with files written in its upper dir, and a removal.
+#[tokio::test]
+async fn fs_info_from_kept_layer_usage_matches_a_full_walk() {
+    let (dir, svc) = service().await;
+    let fresh = || async {
+        let cfg = crius_image::ImageServiceConfig::new(dir.path().join("store"));
+        let other = crius_image::ImageService::open(cfg).await.unwrap();
+        let u = other.fs_info().await.unwrap();
+        (u.used_bytes, u.inodes_used)
+    };
+    let kept = || async {
+        let u = svc.fs_info().await.unwrap();
+        (u.used_bytes, u.inodes_used)
+    };
+    let empty = kept().await;
+    svc.pull("registry.k8s.io/pause:3.9", None).await.unwrap();
+    let first = kept().await; // walks the new layers
+    assert!(first.0 > empty.0 && first.1 > empty.1);
+    assert_eq!(kept().await, first, "second call, from kept layer usage");
+    assert_eq!(fresh().await, first, "a full walk");
+
+    let id = unique("fsinfo");
+    let rootfs = svc
+        .mount_rootfs("registry.k8s.io/pause:3.9", &id)
+        .await
+        .unwrap();
+    std::fs::write(rootfs.join("written"), vec![7u8; 256 * 1024]).unwrap();
+    let with_upper = kept().await;
+    assert!(with_upper.0 >= first.0 + 256 * 1024 && with_upper.1 > first.1);
+    assert_eq!(fresh().await, with_upper);
+    svc.unmount_rootfs(&id).await.unwrap();
+
+    svc.remove("registry.k8s.io/pause:3.9").await.unwrap();
+    let after = kept().await;
+    assert_eq!(after, fresh().await);
+    assert!(after.0 < first.0 && after.1 < first.1);
+}
