@@ -157,13 +157,18 @@ async fn stop_deletes_the_infra_container_and_remove_runs_no_runtime() {
     let e = pod_status(&mut d, &pod).await.expect_err("removed");
     assert_eq!(e.code(), Code::NotFound);
     assert!(!record(&d, &pod).exists());
-    assert!(!d.dir.path().join("run/pods").join(&pod).exists());
 
     // The name is free again at once.
     let again = run_logged(&mut d, &pc).await;
     assert_ne!(again, pod);
     d.stop_and_remove_pod(&again).await;
     assert_eq!(entries(&runc_root), Vec::<String>::new());
+    // The pod files go after the answer; the daemon's shutdown waits for that.
+    d.stop_only();
+    assert_eq!(
+        entries(&d.dir.path().join("run/pods")),
+        Vec::<String>::new()
+    );
     d.shutdown().await;
 }
 
@@ -225,5 +230,27 @@ async fn stop_of_a_pod_whose_infra_process_died_deletes_it_through_the_runtime()
     assert_eq!(entries(&d.dir.path().join("runc")), Vec::<String>::new());
     assert!(!exit_record.exists());
     assert!(!d.dir.path().join("run/containers").join(&infra).exists());
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn files_of_a_removal_cut_short_after_the_record_are_deleted_at_start() {
+    let mut d = Daemon::start().await;
+    let pc = d.pod_config("late", false);
+    let pod = d.run_pod(&pc).await;
+    stop(&mut d, &pod).await;
+    // What a removal killed after deleting the record (its point of no return) leaves: the
+    // pod files, which are deleted after the answer.
+    d.kill_only();
+    std::fs::remove_file(record(&d, &pod)).expect("remove the pod record");
+    let files = d.dir.path().join("run/pods").join(&pod);
+    assert!(files.exists(), "pod files {} before", files.display());
+    d.start_again().await;
+    assert!(!files.exists(), "pod files {} left", files.display());
+    let e = pod_status(&mut d, &pod).await.expect_err("removed");
+    assert_eq!(e.code(), Code::NotFound);
+    // Its name is free.
+    let again = d.run_pod(&pc).await;
+    d.stop_and_remove_pod(&again).await;
     d.shutdown().await;
 }

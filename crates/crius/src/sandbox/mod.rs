@@ -401,8 +401,23 @@ impl Crius {
         // Containers removed before (RemoveContainer) may still be cleaning up in the
         // background: their cgroups are inside the pod's.
         self.cleanups.wait_pod(&rec.id).await;
-        self.finish_pod_removal(&rec).await?;
+        self.remove_pod_but_files(&rec).await?;
+        // The pod's files (its run directory) go after the answer: they are named by the pod
+        // ID, which nothing reuses, and the next start deletes those of pods without a record
+        // if the daemon dies first. Registered before the pod leaves the index, so that the
+        // shutdown waits for it.
+        let guard = self.cleanups.begin(&rec.id, &rec.id);
         self.state.forget_pod(&rec.id);
+        {
+            let files = rec.files();
+            let id = rec.id.clone();
+            tokio::task::spawn_blocking(move || {
+                let _guard = guard;
+                if let Err(e) = files::remove_dir(&files) {
+                    tracing::warn!(pod = %id, error = %e, "delete pod files; the next start retries");
+                }
+            });
+        }
         self.nri_remove_pod_sandbox(&rec).await;
         self.emit(
             &rec.id,
@@ -413,9 +428,16 @@ impl Crius {
         Ok(())
     }
 
-    /// The last steps of a removal (also used to clean up at startup): infra, namespaces,
-    /// files, record, name.
+    /// The last steps of a removal (also used to clean up at startup): infra, network,
+    /// namespaces, cgroup directories, record, name, then the pod's files.
     pub async fn finish_pod_removal(&self, rec: &PodRecord) -> Result<()> {
+        self.remove_pod_but_files(rec).await?;
+        files::remove_dir(&rec.files())
+    }
+
+    /// A removal up to the deletion of the record (its point of no return) and the release of
+    /// the name: all but the pod's files, which the start sweeps for pods without a record.
+    async fn remove_pod_but_files(&self, rec: &PodRecord) -> Result<()> {
         if let Some(infra) = &rec.infra_id {
             self.remove_infra(&rec.runtime_handler, infra, rec.infra_pid)
                 .await?;
@@ -440,9 +462,8 @@ impl Crius {
         self.be.network.remove_namespaces(&rec.id).await?;
         // Busy directories (a cgroup still inside) are logged and left: not worth failing for.
         cgroup::remove_dirs(&rec.created_cgroup_dirs);
-        files::remove_dir(&rec.files())?;
         self.state.store.delete(Kind::Pod, &rec.id)?;
-        self.state.release_name(&rec.name);
+        self.state.release_name_of(&rec.name, &rec.id);
         Ok(())
     }
 
