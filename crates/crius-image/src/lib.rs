@@ -680,6 +680,19 @@ impl ImageService {
             .map(|c| rootfs::rootfs_path(&self.inner.paths, c))
     }
 
+    /// Bytes (allocated blocks) and inodes in the writable layer (overlay upper dir) of
+    /// `container_id`; `None` when it has none (no rootfs, or a copied one).
+    pub async fn writable_layer_usage(&self, container_id: &str) -> Result<Option<(u64, u64)>> {
+        use std::os::unix::fs::MetadataExt;
+        rootfs::validate_container_id(container_id)?;
+        let upper = self.inner.paths.container(container_id).join("upper");
+        blocking(move || match std::fs::symlink_metadata(&upper) {
+            Ok(m) if m.is_dir() => Ok(Some(tree_usage(&upper, m.dev(), None))),
+            _ => Ok(None),
+        })
+        .await
+    }
+
     /// Unmounts and deletes the rootfs of `container_id` (upper and work dirs included),
     /// then frees layers nothing uses any more. Idempotent.
     pub async fn unmount_rootfs(&self, container_id: &str) -> Result<()> {

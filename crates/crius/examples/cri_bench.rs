@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! cri_bench SOCKET list-containers N
+//! cri_bench SOCKET list-container-stats N
+//! cri_bench SOCKET list-pod-sandbox-stats N
 //! cri_bench SOCKET container-status N CONTAINER_ID
 //! cri_bench SOCKET exec-sync N CONTAINER_ID [CMD...]   (default CMD: true)
 //! ```
@@ -28,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
             n.parse::<usize>().context("N")?,
         ),
         _ => bail!(
-            "usage: cri_bench SOCKET list-containers|container-status|exec-sync N [ID [CMD...]]"
+            "usage: cri_bench SOCKET list-containers|list-container-stats|list-pod-sandbox-stats|container-status|exec-sync N [ID [CMD...]]"
         ),
     };
     let id = args.get(3).cloned().unwrap_or_default();
@@ -36,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         Some(c) if !c.is_empty() => c.to_vec(),
         _ => vec!["true".into()],
     };
-    if call != "list-containers" && id.is_empty() {
+    if !call.starts_with("list-") && id.is_empty() {
         bail!("{call} needs a container ID");
     }
     let mut rt = connect(sock).await?;
@@ -45,6 +47,14 @@ async fn main() -> anyhow::Result<()> {
         match call {
             "list-containers" => {
                 rt.list_containers(cri::ListContainersRequest::default())
+                    .await?;
+            }
+            "list-container-stats" => {
+                rt.list_container_stats(cri::ListContainerStatsRequest::default())
+                    .await?;
+            }
+            "list-pod-sandbox-stats" => {
+                rt.list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest::default())
                     .await?;
             }
             "container-status" => {

@@ -11,7 +11,9 @@ use k8s_cri::v1::MetricType;
 
 use crate::service::Crius;
 use crate::state::{now_ns, ContainerRecord, ContainerState, PodRecord};
-use crate::stats::{cgroup_dir, container_cgroup, cpu_usage, memory_usage, read_u64, stat_field};
+use crate::stats::{
+    cgroup_dir, container_cgroup, cpu_usage, memory_usage, read_u64, stat_field, stat_fields,
+};
 
 /// The label keys every metric starts with, as cAdvisor names them.
 pub const BASE_LABELS: [&str; 6] = ["container", "id", "image", "name", "namespace", "pod"];
@@ -380,42 +382,34 @@ pub fn cgroup_metrics(s: &mut Sink, rel: &str) {
             ns / NS_PER_SEC,
         );
     }
-    match cgroup_dir("cpuacct", rel) {
-        Some((dir, false)) => {
-            let st = dir.join("cpuacct.stat");
-            let secs = |k| stat_field(&st, k).map(|t| t / USER_HZ);
-            s.opt("container_cpu_user_seconds_total", &[], secs("user"));
-            s.opt("container_cpu_system_seconds_total", &[], secs("system"));
-        }
-        Some((dir, true)) => {
-            let st = dir.join("cpu.stat");
-            let secs = |k| stat_field(&st, k).map(|us| us / 1_000_000);
-            s.opt("container_cpu_user_seconds_total", &[], secs("user_usec"));
-            s.opt(
-                "container_cpu_system_seconds_total",
-                &[],
-                secs("system_usec"),
-            );
-        }
-        None => {}
+    // user and system time: cpuacct.stat in clock ticks (v1), cpu.stat in microseconds (v2)
+    let times = match cgroup_dir("cpuacct", rel) {
+        Some((dir, false)) => stat_fields(&dir.join("cpuacct.stat"), ["user", "system"])
+            .map(|t| t.map(|v| v.map(|t| t / USER_HZ))),
+        Some((dir, true)) => stat_fields(&dir.join("cpu.stat"), ["user_usec", "system_usec"])
+            .map(|t| t.map(|v| v.map(|us| us / 1_000_000))),
+        None => None,
+    };
+    if let Some([user, system]) = times {
+        s.opt("container_cpu_user_seconds_total", &[], user);
+        s.opt("container_cpu_system_seconds_total", &[], system);
     }
     if let Some((dir, v2)) = cgroup_dir("cpu", rel) {
-        let st = dir.join("cpu.stat");
-        s.opt(
-            "container_cpu_cfs_periods_total",
-            &[],
-            stat_field(&st, "nr_periods"),
-        );
+        let keys = if v2 {
+            ["nr_periods", "nr_throttled", "throttled_usec"]
+        } else {
+            ["nr_periods", "nr_throttled", "throttled_time"]
+        };
+        let [periods, throttled_periods, throttled] =
+            stat_fields(&dir.join("cpu.stat"), keys).unwrap_or([None; 3]);
+        s.opt("container_cpu_cfs_periods_total", &[], periods);
         s.opt(
             "container_cpu_cfs_throttled_periods_total",
             &[],
-            stat_field(&st, "nr_throttled"),
+            throttled_periods,
         );
-        let throttled = if v2 {
-            stat_field(&st, "throttled_usec").map(|us| us / 1_000_000)
-        } else {
-            stat_field(&st, "throttled_time").map(|ns| ns / NS_PER_SEC)
-        };
+        // v2 counts microseconds, v1 nanoseconds
+        let throttled = throttled.map(|t| if v2 { t / 1_000_000 } else { t / NS_PER_SEC });
         s.opt("container_cpu_cfs_throttled_seconds_total", &[], throttled);
         if v2 {
             let period = std::fs::read_to_string(dir.join("cpu.max")).ok();
@@ -476,24 +470,15 @@ fn memory_metrics(s: &mut Sink, rel: &str) {
     // v1 reports "unlimited" as a huge page-rounded number, v2 as "max": both become 0.
     let limit = |p: &Path| read_u64(p).filter(|&v| v < i64::MAX as u64 / 2).or(Some(0));
     if v2 {
-        let events = dir.join("memory.events");
-        s.opt("container_memory_cache", &[], stat_field(&st, "file"));
-        s.opt(
-            "container_memory_mapped_file",
-            &[],
-            stat_field(&st, "file_mapped"),
-        );
-        s.opt(
-            "container_memory_kernel_usage",
-            &[],
-            stat_field(&st, "kernel"),
-        );
-        s.opt("container_memory_failcnt", &[], stat_field(&events, "max"));
-        s.opt(
-            "container_oom_events_total",
-            &[],
-            stat_field(&events, "oom_kill"),
-        );
+        let [cache, mapped, kernel] =
+            stat_fields(&st, ["file", "file_mapped", "kernel"]).unwrap_or([None; 3]);
+        let [failcnt, oom] =
+            stat_fields(&dir.join("memory.events"), ["max", "oom_kill"]).unwrap_or([None; 2]);
+        s.opt("container_memory_cache", &[], cache);
+        s.opt("container_memory_mapped_file", &[], mapped);
+        s.opt("container_memory_kernel_usage", &[], kernel);
+        s.opt("container_memory_failcnt", &[], failcnt);
+        s.opt("container_oom_events_total", &[], oom);
         let peak = read_u64(&dir.join("memory.peak")).or(usage);
         s.opt("container_memory_max_usage_bytes", &[], peak);
         let swap = read_u64(&dir.join("memory.swap.current")).or(Some(0));
@@ -509,16 +494,11 @@ fn memory_metrics(s: &mut Sink, rel: &str) {
             limit(&dir.join("memory.swap.max")),
         );
     } else {
-        s.opt(
-            "container_memory_cache",
-            &[],
-            stat_field(&st, "total_cache"),
-        );
-        s.opt(
-            "container_memory_mapped_file",
-            &[],
-            stat_field(&st, "total_mapped_file"),
-        );
+        let [cache, mapped, swap] =
+            stat_fields(&st, ["total_cache", "total_mapped_file", "total_swap"])
+                .unwrap_or([None; 3]);
+        s.opt("container_memory_cache", &[], cache);
+        s.opt("container_memory_mapped_file", &[], mapped);
         let kmem = read_u64(&dir.join("memory.kmem.usage_in_bytes")).or(Some(0));
         s.opt("container_memory_kernel_usage", &[], kmem);
         s.opt(
@@ -530,11 +510,7 @@ fn memory_metrics(s: &mut Sink, rel: &str) {
         s.opt("container_oom_events_total", &[], oom);
         let peak = read_u64(&dir.join("memory.max_usage_in_bytes")).or(usage);
         s.opt("container_memory_max_usage_bytes", &[], peak);
-        s.opt(
-            "container_memory_swap",
-            &[],
-            stat_field(&st, "total_swap").or(Some(0)),
-        );
+        s.opt("container_memory_swap", &[], swap.or(Some(0)));
         s.opt(
             "container_spec_memory_limit_bytes",
             &[],

@@ -16,11 +16,26 @@ pub(crate) fn read_u64(p: &Path) -> Option<u64> {
 }
 
 pub(crate) fn stat_field(p: &Path, key: &str) -> Option<u64> {
+    let [v] = stat_fields(p, [key])?;
+    v
+}
+
+/// Values of `keys` in a flat-keyed cgroup file (`key value` lines, such as memory.stat), read
+/// once: the kernel formats the whole file at every read, which makes it the costly part of a
+/// stats call. `None` when the file cannot be read; a missing key is `None` in its place.
+pub(crate) fn stat_fields<const N: usize>(p: &Path, keys: [&str; N]) -> Option<[Option<u64>; N]> {
     let text = std::fs::read_to_string(p).ok()?;
-    text.lines().find_map(|l| {
-        let mut it = l.split_whitespace();
-        (it.next()? == key).then(|| it.next()?.parse().ok())?
-    })
+    let mut out = [None; N];
+    for l in text.lines() {
+        let mut it = l.split_ascii_whitespace();
+        let (Some(k), Some(v)) = (it.next(), it.next()) else {
+            continue;
+        };
+        if let Some(i) = keys.iter().position(|&want| want == k) {
+            out[i] = v.parse().ok();
+        }
+    }
+    Some(out)
 }
 
 /// The first existing directory among a cgroup-v1 controller's mount and the v2 tree.
@@ -53,28 +68,25 @@ pub fn cpu_usage(rel: &str) -> Option<cri::CpuUsage> {
 
 /// Memory usage of a cgroup; working set = usage - inactive file.
 pub fn memory_usage(rel: &str) -> Option<cri::MemoryUsage> {
-    let (usage, inactive, rss, faults, major) = match cgroup_dir("memory", rel)? {
-        (d, false) => {
-            let st = d.join("memory.stat");
-            (
-                read_u64(&d.join("memory.usage_in_bytes"))?,
-                stat_field(&st, "total_inactive_file").unwrap_or(0),
-                stat_field(&st, "total_rss").unwrap_or(0),
-                stat_field(&st, "total_pgfault").unwrap_or(0),
-                stat_field(&st, "total_pgmajfault").unwrap_or(0),
-            )
-        }
-        (d, true) => {
-            let st = d.join("memory.stat");
-            (
-                read_u64(&d.join("memory.current"))?,
-                stat_field(&st, "inactive_file").unwrap_or(0),
-                stat_field(&st, "anon").unwrap_or(0),
-                stat_field(&st, "pgfault").unwrap_or(0),
-                stat_field(&st, "pgmajfault").unwrap_or(0),
-            )
-        }
+    let (d, v2) = cgroup_dir("memory", rel)?;
+    let (usage, keys) = if v2 {
+        (
+            read_u64(&d.join("memory.current"))?,
+            ["inactive_file", "anon", "pgfault", "pgmajfault"],
+        )
+    } else {
+        (
+            read_u64(&d.join("memory.usage_in_bytes"))?,
+            [
+                "total_inactive_file",
+                "total_rss",
+                "total_pgfault",
+                "total_pgmajfault",
+            ],
+        )
     };
+    let [inactive, rss, faults, major] =
+        stat_fields(&d.join("memory.stat"), keys).map_or([0; 4], |f| f.map(|v| v.unwrap_or(0)));
     let v = |value| Some(cri::UInt64Value { value });
     Some(cri::MemoryUsage {
         timestamp: now_ns(),
@@ -194,4 +206,32 @@ impl Crius {
 /// Whether labels match a selector.
 pub fn labels_match(labels: &HashMap<String, String>, sel: &HashMap<String, String>) -> bool {
     sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_reads_each_key_once_from_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("memory.stat");
+        std::fs::write(
+            &p,
+            "cache 10\nrss 20\ntotal_rss 200\nbroken\ntotal_inactive_file x\ntotal_pgfault 7\n",
+        )
+        .unwrap();
+        let got = stat_fields(
+            &p,
+            [
+                "total_rss",
+                "total_pgfault",
+                "total_inactive_file",
+                "absent",
+            ],
+        );
+        assert_eq!(got, Some([Some(200), Some(7), None, None]));
+        assert_eq!(stat_field(&p, "rss"), Some(20));
+        assert_eq!(stat_fields(&dir.path().join("missing"), ["rss"]), None);
+    }
 }

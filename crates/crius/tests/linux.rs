@@ -331,6 +331,57 @@ async fn cpu_usage_grows_while_busy() {
     assert!(pod_cpu >= now, "pod {pod_cpu} < container {now}");
     d.shutdown().await;
 }
+/// ContainerStats' memory figures come from the container's memory cgroup (memory.stat read
+/// once for all its fields) and its writable layer from the overlay upper dir: a file written
+/// inside the container shows in the layer, and its page cache is charged to the container.
+#[tokio::test]
+async fn memory_and_writable_layer_stats_follow_the_container() {
+    let mut d = Daemon::start().await;
+    d.pull_busybox().await;
+    let pc = d.pod_config("memstat", false);
+    let pod = d.run_pod(&pc).await;
+    let cfg = Daemon::container_config("hold", &["sleep", "3600"]);
+    let id = d.create(&pod, &pc, cfg).await;
+    d.start_ctr(&id).await;
+    // dd runs in the container's cgroup: the 3 MiB it writes are charged there
+    exec_ok(
+        &mut d,
+        &id,
+        &["dd", "if=/dev/zero", "of=/written", "bs=1M", "count=3"],
+    )
+    .await;
+
+    let st =
+        d.rt.container_stats(cri::ContainerStatsRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .expect("container stats")
+        .into_inner()
+        .stats
+        .expect("stats set");
+    let v = |x: Option<cri::UInt64Value>| x.expect("value set").value;
+    let layer = st.writable_layer.expect("writable layer");
+    let used = v(layer.used_bytes);
+    assert!(used >= 3 << 20, "writable layer {used} < 3 MiB");
+    assert!(v(layer.inodes_used) >= 1);
+
+    let mem = st.memory.expect("memory stats");
+    let (usage, ws) = (v(mem.usage_bytes), v(mem.working_set_bytes));
+    assert!(usage >= 3 << 20, "usage {usage} < the 3 MiB written");
+    assert!(ws <= usage, "working set {ws} > usage {usage}");
+    assert!(
+        v(mem.rss_bytes) > 0,
+        "the sleeping process has anonymous memory"
+    );
+    assert!(v(mem.page_faults) > 0);
+    // the host's cgroup saw at least that much
+    let host: u64 = read_host(&d, "memory", &id, "memory.max_usage_in_bytes")
+        .parse()
+        .expect("max usage");
+    assert!(host >= usage, "host max usage {host} < reported {usage}");
+    d.shutdown().await;
+}
 
 /// Runtime state entries, bundles and container cgroups of a daemon (what a create leaves).
 fn leftovers(d: &Daemon) -> Vec<String> {

@@ -48,28 +48,6 @@ impl Images {
     }
 }
 
-/// Bytes and inodes under `dir` (not following symlinks, hard links counted once).
-fn du(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let (mut bytes, mut inodes) = (0u64, 0u64);
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for ent in std::fs::read_dir(&d)? {
-            let ent = ent?;
-            let md = ent.metadata()?;
-            if seen.insert((md.dev(), md.ino())) {
-                bytes += md.blocks() * 512;
-                inodes += 1;
-            }
-            if md.is_dir() {
-                stack.push(ent.path());
-            }
-        }
-    }
-    Ok((bytes, inodes))
-}
-
 #[tonic::async_trait]
 impl ImageStore for Images {
     async fn pull(&self, reference: &str, auth: Option<Auth>) -> Result<String> {
@@ -157,16 +135,9 @@ impl ImageStore for Images {
     }
 
     async fn writable_layer_usage(&self, container_id: &str) -> Result<Option<(u64, u64)>> {
-        let upper = self
-            .svc
-            .root()
-            .join("containers")
-            .join(container_id)
-            .join("upper");
-        if !upper.is_dir() {
-            return Ok(None);
-        }
-        let r = tokio::task::spawn_blocking(move || du(&upper)).await;
-        Ok(r.ok().and_then(|r| r.ok()))
+        self.svc
+            .writable_layer_usage(container_id)
+            .await
+            .map_err(map_err)
     }
 }
