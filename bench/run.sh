@@ -16,7 +16,8 @@
 # empty cache: crictl rmi between runs, containerd's leftover blobs counted with `ctr content ls`)
 # against `skopeo copy` into a fresh oci: dir (download only). With M running containers (default
 # 200, in pods of 50): ListContainers, ContainerStatus and ExecSync timed over one gRPC connection
-# (crius's cri_bench example: no crictl), and the CPU time one ExecSync costs the runtime side
+# (crius's cri_bench example: no crictl), and the CPU time one ExecSync and one ListContainerStats
+# (the kubelet's periodic stats call) cost the runtime side
 # (daemon + monitors or shims, their reaped children included: /proc/PID/stat). Plus the floor: `ip netns add` + one CNI ADD with the
 # same plugins + two `runc run -d` (bench/floor.py). Every figure made through crictl includes
 # crictl's own cost (a process start and a connection: see the "crictl call" row).
@@ -283,6 +284,13 @@ measure() {
 		# shellcheck disable=SC2046
 		after=$(cpu_ticks "$DPID" $(monitor_pids))
 		put exec_cpu "$(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", d * 1000 / hz / 51}')"
+		# the kubelet's periodic stats call: latency, and its CPU time on the runtime side
+		# shellcheck disable=SC2046
+		before=$(cpu_ticks "$DPID" $(monitor_pids))
+		put rpc_cstats "$(rpc_bench list-container-stats 20 | stats)"
+		# shellcheck disable=SC2046
+		after=$(cpu_ticks "$DPID" $(monitor_pids))
+		put cstats_cpu "$(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", d * 1000 / hz / 21}')"
 	else
 		say "$RT: only ${#many[@]} of $MANY containers started (or no cri_bench): list/status/exec rows n/a"
 	fi
@@ -452,6 +460,8 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "| ExecSync (\`true\`) with $MANY running containers, one connection, p50 | $(col rpc_exec 1) |"
 	echo "| same, p99 | $(col rpc_exec 2) |"
 	echo "| CPU time per ExecSync, runtime side (daemon + monitors / shims), ms | $(col exec_cpu 1) |"
+	echo "| ListContainerStats with $MANY running containers, one connection, p50 | $(col rpc_cstats 1) |"
+	echo "| CPU time per ListContainerStats, runtime side (daemon + monitors / shims), ms | $(col cstats_cpu 1) |"
 	echo "| daemon RSS idle (images pulled, no pods) | $(memcol rss_idle 1) |"
 	echo "| daemon RSS with $((PODS + PAR)) pods | $(memcol rss_busy 1) |"
 	echo "| daemon PSS with $((PODS + PAR)) pods | $(memcol rss_busy 2) |"
