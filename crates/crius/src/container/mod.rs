@@ -177,6 +177,11 @@ impl Crius {
             image_volumes: Vec::new(),
             resources: None,
         };
+        let t0 = std::time::Instant::now();
+        let phase = |what: &str| {
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            tracing::debug!(container = %id, ms, "create container: {what} done");
+        };
         // 1. Record first: in place before anything is made (a daemon crash from here on
         // is rolled back at the next start), durable before anything that outlives a reboot.
         self.state
@@ -229,6 +234,7 @@ impl Crius {
         synced.map_err(|e| Error::internal("fsync container record", e))??;
         // Dropped on any error below: the monitor is killed before it creates anything.
         let pending = pending?;
+        phase("record and monitor spawn");
         // 3. Rootfs.
         {
             let c = self.clone();
@@ -241,6 +247,7 @@ impl Crius {
         // flag is written with the Created record below (one durable write less per create).
         rec.rootfs_mounted = true;
         let rootfs = self.mount_pod_rootfs(pod, &image.id, &id).await?;
+        phase("rootfs");
         // 4. Spec.
         let (pod_pid_ns, target_pid_ns) = match self.pid_ns(&rec.config, pod)? {
             spec::PidNs::Join(p)
@@ -302,12 +309,15 @@ impl Crius {
         let json = serde_json::to_value(&gen.spec).ctx("encode spec")?;
         let data = serde_json::to_vec_pretty(&json).ctx("encode spec")?;
         crate::state::store::write_atomic_volatile(&bundle.join("config.json"), &data)?;
+        phase("spec");
         // 5. Runtime create under the monitor.
         rec.pid = pending.start().await?;
+        phase("runtime create");
         rec.stage = Stage::Created;
         // Without the directory fsync: after a machine crash the record may be the `Creating`
         // one again, which recovery rolls back (the container died with the machine anyway).
         self.update_container(&rec)?;
+        phase("created record");
         Ok(rec)
     }
 
@@ -485,8 +495,13 @@ impl Crius {
             let rec = rec.clone();
             tokio::spawn(async move {
                 let _guard = guard;
+                let t0 = std::time::Instant::now();
                 match c.finish_container_removal(&rec).await {
-                    Ok(()) => tracing::debug!(container = %rec.id, "container cleaned up"),
+                    Ok(()) => tracing::debug!(
+                        container = %rec.id,
+                        ms = t0.elapsed().as_secs_f64() * 1e3,
+                        "container cleaned up"
+                    ),
                     Err(e) => tracing::warn!(
                         container = %rec.id,
                         error = %e,
