@@ -1,6 +1,7 @@
-//! StopPodSandbox deletes a shared-PID pod's infra container (beside CNI DEL), so that
-//! RemovePodSandbox of a stopped pod needs no runtime process, and a removal interrupted by a
-//! crash is finished by the next RemovePodSandbox (run as root: runc, CNI).
+//! StopPodSandbox kills a shared-PID pod's infra process without asking the runtime and has it
+//! deleted after the answer, so that RemovePodSandbox of a stopped pod needs no runtime process
+//! of its own; a removal interrupted by a crash is finished by the next RemovePodSandbox or at
+//! start (run as root: runc, CNI).
 
 mod common;
 
@@ -11,14 +12,17 @@ use k8s_cri::v1 as cri;
 use tonic::Code;
 
 /// A runtime handler `logged`: real runc behind a script that appends each call's arguments
-/// to `<dir>/runtime-calls` first.
+/// to `<dir>/runtime-calls` first, and holds a `delete` while `<dir>/hold-delete` exists until
+/// someone writes to the FIFO `<dir>/release`.
 fn logged_runc(dir: &Path) -> String {
     let script = dir.join("logged-runc");
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\necho \"$*\" >> {}\nexec /usr/sbin/runc \"$@\"\n",
-            dir.join("runtime-calls").display()
+            "#!/bin/sh\necho \"$*\" >> {calls}\ncase \" $* \" in *\" delete \"*) if [ -e {hold} ]; then read _ < {release}; fi;; esac\nexec /usr/sbin/runc \"$@\"\n",
+            calls = dir.join("runtime-calls").display(),
+            hold = dir.join("hold-delete").display(),
+            release = dir.join("release").display(),
         ),
     )
     .expect("write runc wrapper");
@@ -110,7 +114,7 @@ fn record(d: &Daemon, pod: &str) -> PathBuf {
 }
 
 #[tokio::test]
-async fn stop_deletes_the_infra_container_and_remove_runs_no_runtime() {
+async fn stop_kills_the_infra_without_the_runtime_and_it_is_deleted_once() {
     let dir = tempfile::Builder::new()
         .prefix("crius-it-wrap-")
         .tempdir_in("/tmp")
@@ -127,8 +131,16 @@ async fn stop_deletes_the_infra_container_and_remove_runs_no_runtime() {
 
     let before_stop = runtime_calls(dir.path()).len();
     stop(&mut d, &pod).await;
+    let st = pod_status(&mut d, &pod)
+        .await
+        .expect("status of stopped pod");
+    assert_eq!(st.state, cri::PodSandboxState::SandboxNotready as i32);
+    // A second stop and the removal: the removal waits for the infra's deletion, which the
+    // first stop began.
+    stop(&mut d, &pod).await;
+    remove(&mut d, &pod).await;
+    // The recorded infra PID was killed directly: the runtime was only asked to delete, once.
     let calls = runtime_calls(dir.path());
-    // The recorded infra PID is killed directly: the runtime is only asked to delete.
     let stop_calls = &calls[before_stop..];
     assert_eq!(stop_calls.len(), 1, "{stop_calls:?}");
     assert!(
@@ -141,19 +153,6 @@ async fn stop_deletes_the_infra_container_and_remove_runs_no_runtime() {
         "runtime state left"
     );
     assert!(!d.dir.path().join("run/containers").join(&infra).exists());
-    let st = pod_status(&mut d, &pod)
-        .await
-        .expect("status of stopped pod");
-    assert_eq!(st.state, cri::PodSandboxState::SandboxNotready as i32);
-
-    // A second stop and the removal find nothing for the runtime to do.
-    stop(&mut d, &pod).await;
-    remove(&mut d, &pod).await;
-    assert_eq!(
-        runtime_calls(dir.path()),
-        calls,
-        "runtime calls after the stop"
-    );
     let e = pod_status(&mut d, &pod).await.expect_err("removed");
     assert_eq!(e.code(), Code::NotFound);
     assert!(!record(&d, &pod).exists());
@@ -252,5 +251,54 @@ async fn files_of_a_removal_cut_short_after_the_record_are_deleted_at_start() {
     // Its name is free.
     let again = d.run_pod(&pc).await;
     d.stop_and_remove_pod(&again).await;
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_infra_deletion_cut_short_by_a_crash_is_finished_by_the_removal() {
+    let dir = tempfile::Builder::new()
+        .prefix("crius-it-wrap-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let runc_root = dir.path().join("runc-logged");
+    let _guard = RuncRootGuard(runc_root.clone());
+    let mut d = Daemon::start_with_config(&logged_runc(dir.path())).await;
+    let pc = d.pod_config("held", true);
+    let pod = run_logged(&mut d, &pc).await;
+    let infra = entries(&runc_root);
+    assert_eq!(infra.len(), 1, "one infra container: {infra:?}");
+    let infra = infra[0].clone();
+    // The runtime's delete of the infra is held: the stop answers all the same.
+    nix::unistd::mkfifo(&dir.path().join("release"), nix::sys::stat::Mode::S_IRWXU)
+        .expect("mkfifo");
+    std::fs::write(dir.path().join("hold-delete"), b"").expect("hold deletes");
+    stop(&mut d, &pod).await;
+    // The daemon dies with the deletion pending (a held wrapper is killed with it).
+    d.kill_only();
+    for pid in common::processes_under(dir.path()) {
+        // SAFETY: kill(2) of a runtime wrapper this test's daemon started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    std::fs::remove_file(dir.path().join("hold-delete")).expect("release deletes");
+    assert_eq!(
+        entries(&runc_root),
+        vec![infra.clone()],
+        "the deletion did not happen"
+    );
+    d.start_again().await;
+    let st = pod_status(&mut d, &pod)
+        .await
+        .expect("stopped pod still recorded");
+    assert_eq!(st.state, cri::PodSandboxState::SandboxNotready as i32);
+    remove(&mut d, &pod).await;
+    assert_eq!(
+        entries(&runc_root),
+        Vec::<String>::new(),
+        "runtime state left"
+    );
+    assert!(!d.dir.path().join("run/containers").join(&infra).exists());
+    assert!(!d.dir.path().join("run/exits").join(&infra).exists());
+    let e = pod_status(&mut d, &pod).await.expect_err("removed");
+    assert_eq!(e.code(), Code::NotFound);
     d.shutdown().await;
 }

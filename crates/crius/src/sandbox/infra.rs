@@ -170,34 +170,58 @@ impl Crius {
         match res {
             Ok(pid) => Ok(pid),
             Err(e) => {
-                let _ = rt.delete(id).await;
-                let _ = std::fs::remove_dir_all(&bundle);
+                // The bundle goes only once the runtime deleted the container: a missing
+                // bundle tells `delete_infra` that there is nothing left to delete.
+                if rt.delete(id).await.is_ok() {
+                    let _ = std::fs::remove_dir_all(&bundle);
+                }
                 Err(e.context("start infra container"))
             }
         }
     }
 
     /// Kills and deletes a pod's infra container and its bundle; idempotent (also for an ID
-    /// that was never created). `pid` is the recorded infra PID, if known: while it is still
-    /// the infra process it is killed directly, which spares the runtime call (`state`) that
-    /// a stop through the runtime makes to learn it.
+    /// that was never created).
     pub async fn remove_infra(
         &self,
         handler: &str,
         infra_id: &str,
         pid: Option<u32>,
     ) -> Result<()> {
+        if !self.cfg.bundles_dir().join(infra_id).exists() {
+            return Ok(()); // see `delete_infra`
+        }
+        self.kill_infra(handler, infra_id, pid).await?;
+        self.delete_infra(handler, infra_id).await
+    }
+
+    /// Kills a pod's infra process and waits for the monitor's exit record. `pid` is the
+    /// recorded infra PID, if known: while it is still the infra process it is killed
+    /// directly, which spares the runtime call (`state`) that a stop through the runtime
+    /// makes to learn it.
+    pub async fn kill_infra(&self, handler: &str, infra_id: &str, pid: Option<u32>) -> Result<()> {
         let rt = self.runtime(handler)?;
         if pid.is_some_and(|pid| kill_infra_process(pid, infra_id)) {
-            // Delete after the monitor's exit record, so that none appears after the deletion.
+            // The deletion comes after the exit record, so that none appears after it.
             if let Err(e) = rt.wait_exit(infra_id, INFRA_EXIT_RECORD_WAIT).await {
                 tracing::warn!(infra = infra_id, error = %e, "no exit record of the killed infra process");
             }
         } else {
             rt.stop(infra_id, Duration::ZERO, libc::SIGKILL).await.ok();
         }
-        rt.delete(infra_id).await?;
+        Ok(())
+    }
+
+    /// Deletes a (killed) infra container from the runtime, then its bundle; idempotent. The
+    /// bundle is made before the runtime creates the container and removed only after the
+    /// runtime deleted it, so a missing bundle means that there is nothing to delete (no
+    /// runtime process to ask).
+    pub async fn delete_infra(&self, handler: &str, infra_id: &str) -> Result<()> {
         let bundle = self.cfg.bundles_dir().join(infra_id);
+        if !bundle.exists() {
+            return Ok(());
+        }
+        self.runtime(handler)?.delete(infra_id).await?;
         match std::fs::remove_dir_all(&bundle) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

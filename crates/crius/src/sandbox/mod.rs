@@ -18,11 +18,12 @@ use crate::state::{new_id, now_ns, Entry, Kind, PodRecord, PodState, Stage};
 use crate::undo::Undo;
 use files::PodFiles;
 
-/// Whether a pod is fully stopped: not ready, and no infra container, network, namespace
-/// pin or shm mount left (what StopPodSandbox leaves).
+/// Whether a pod is fully stopped: not ready, and no infra process, network, namespace pin
+/// or shm mount left (what StopPodSandbox leaves; the infra container itself is deleted in the
+/// background, see `stop_pod_locked`).
 fn is_stopped(rec: &PodRecord) -> bool {
     rec.state == PodState::NotReady
-        && rec.infra_id.is_none()
+        && rec.infra_pid.is_none()
         && !rec.network_attached
         && rec.namespaces == Default::default()
         && !rec.shm_mounted
@@ -328,14 +329,12 @@ impl Crius {
         if was_ready {
             self.nri_stop_pod_sandbox(&rec).await;
         }
-        // The infra container is killed and deleted while CNI DEL runs: neither needs the
-        // other, and the deletion (a runtime process) costs nothing extra beside DEL's plugin
-        // chain, where RemovePodSandbox would wait for it. CNI DEL and the deletion are
-        // idempotent, so the record learns what is gone with the final save only.
+        // The infra process is killed while CNI DEL runs: neither needs the other. CNI DEL is
+        // idempotent, so the record learns that the network is gone with the final save only.
         let infra = async {
             match &rec.infra_id {
                 Some(infra) => {
-                    self.remove_infra(&rec.runtime_handler, infra, rec.infra_pid)
+                    self.kill_infra(&rec.runtime_handler, infra, rec.infra_pid)
                         .await
                 }
                 None => Ok(()),
@@ -350,8 +349,22 @@ impl Crius {
         let (infra, network) = tokio::join!(infra, network);
         infra?;
         network?;
-        rec.infra_id = None;
-        rec.infra_pid = None;
+        if let Some(infra) = rec.infra_id.clone().filter(|_| rec.infra_pid.is_some()) {
+            // The runtime deletes the dead infra container after the answer (one runtime
+            // process, off the stop's path). RemovePodSandbox waits for it like for its
+            // containers' cleanups, then finds the bundle gone; the record keeps the infra ID,
+            // so a daemon that dies first leaves the deletion to the removal.
+            let guard = self.cleanups.begin(&infra, &rec.id);
+            let c = self.clone();
+            let handler = rec.runtime_handler.clone();
+            tokio::spawn(async move {
+                let _guard = guard;
+                if let Err(e) = c.delete_infra(&handler, &infra).await {
+                    tracing::warn!(infra = %infra, error = %e, "delete infra container; RemovePodSandbox retries");
+                }
+            });
+        }
+        rec.infra_pid = None; // the process is gone
         if rec.network_attached {
             rec.network_attached = false;
             entry.set(rec.clone());
