@@ -150,9 +150,27 @@ async fn removal_answers_first_and_the_name_is_free_at_once() {
         );
     }
 
-    // The pod's removal waits for its containers' cleanups; the shutdown for any left.
-    d.stop_and_remove_pod(&pod).await;
+    // The shutdown waits for the cleanups still running (SIGTERM right after a removal).
+    let last = d
+        .create(
+            &pod,
+            &pc,
+            Daemon::container_config("last", &["sleep", "3600"]),
+        )
+        .await;
+    d.start_ctr(&last).await;
+    remove(&mut d, &last).await;
     d.stop_only();
+    let left = Leftovers::of(&d, &last);
+    assert!(
+        left.existing().is_empty(),
+        "left by {last} after the shutdown: {:?}",
+        left.existing()
+    );
+    d.start_again().await;
+
+    // The pod's removal waits for its containers' cleanups.
+    d.stop_and_remove_pod(&pod).await;
     for id in [&running, &exited] {
         let left = Leftovers::of(&d, id);
         assert!(
