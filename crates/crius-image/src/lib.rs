@@ -32,6 +32,7 @@ mod pull;
 mod rootfs;
 mod store;
 mod unpack;
+mod usage;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -72,9 +73,8 @@ struct Inner {
     client: oci_client::Client,
     state: Mutex<State>,
     layer_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Disk usage (bytes, inodes) of each directory in `layers/`, by name: a layer never
-    /// changes once renamed in, so ImageFsInfo walks it once.
-    layer_usage: Mutex<HashMap<std::ffi::OsString, (u64, u64)>>,
+    /// Disk usage of layers and containers, kept between requests.
+    usage: usage::UsageCache,
 }
 
 /// Unpins a pull's layers when dropped.
@@ -144,6 +144,7 @@ fn now_secs() -> i64 {
 impl ImageService {
     /// Opens (creating if needed) the store under `config.root` and reads the registries file.
     pub async fn open(config: ImageServiceConfig) -> Result<Self> {
+        let usage = usage::UsageCache::new(config.usage_max_age);
         let registries = match &config.registries_conf {
             Some(p) => RegistriesConf::load(p)?,
             None => RegistriesConf::default(),
@@ -168,7 +169,7 @@ impl ImageService {
                 client,
                 state: Mutex::new(state),
                 layer_locks: Mutex::new(HashMap::new()),
-                layer_usage: Mutex::new(HashMap::new()),
+                usage,
             }),
         };
         // Layers or blobs left by a crash between unpack and record are freed now.
@@ -541,12 +542,13 @@ impl ImageService {
     }
 
     /// Bytes and inodes used under the store root (one filesystem; hard links counted once
-    /// within each layer and within the rest). Unpacked layers are walked once and remembered;
-    /// container upper dirs, blobs and pulls in progress are walked at every call.
+    /// within each layer, container and the rest). Unpacked layers are walked once; container
+    /// directories are at most [`ImageServiceConfig::usage_max_age`] old; blobs, records and
+    /// pulls in progress are walked at every call.
     pub async fn fs_info(&self) -> Result<FsUsage> {
         let inner = self.inner.clone();
         blocking(move || {
-            let (bytes, inodes) = inner.store_usage()?;
+            let (bytes, inodes) = inner.usage.store(&inner.paths)?;
             let ts = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as i64)
@@ -681,16 +683,13 @@ impl ImageService {
     }
 
     /// Bytes (allocated blocks) and inodes in the writable layer (overlay upper dir) of
-    /// `container_id`; `None` when it has none (no rootfs, or a copied one).
+    /// `container_id`, at most [`ImageServiceConfig::usage_max_age`] old; `None` when it has
+    /// none (no rootfs, or a copied one).
     pub async fn writable_layer_usage(&self, container_id: &str) -> Result<Option<(u64, u64)>> {
-        use std::os::unix::fs::MetadataExt;
         rootfs::validate_container_id(container_id)?;
-        let upper = self.inner.paths.container(container_id).join("upper");
-        blocking(move || match std::fs::symlink_metadata(&upper) {
-            Ok(m) if m.is_dir() => Ok(Some(tree_usage(&upper, m.dev(), None))),
-            _ => Ok(None),
-        })
-        .await
+        let inner = self.inner.clone();
+        let id = container_id.to_string();
+        blocking(move || Ok(inner.usage.writable_layer(&inner.paths, &id))).await
     }
 
     /// Unmounts and deletes the rootfs of `container_id` (upper and work dirs included),
@@ -706,77 +705,4 @@ impl ImageService {
         }
         Ok(())
     }
-}
-
-impl Inner {
-    /// Usage of the whole store: the root, everything but `layers/` walked now, and each
-    /// layer from `layer_usage` (walked and added there when new; layers gone are dropped).
-    fn store_usage(&self) -> Result<(u64, u64)> {
-        use std::os::unix::fs::MetadataExt;
-        let root = &self.paths.root;
-        let top = std::fs::symlink_metadata(root).map_err(|e| ImageError::io("stat", root, e))?;
-        let dev = top.dev();
-        let layers = self.paths.layers();
-        let (mut bytes, mut inodes) = tree_usage(root, dev, Some(&layers));
-        bytes += top.blocks() * 512;
-        inodes += 1;
-        let mut cache = self.layer_usage.lock().unwrap_or_else(|p| p.into_inner());
-        let mut now = HashMap::with_capacity(cache.len());
-        if let Ok(rd) = std::fs::read_dir(&layers) {
-            for ent in rd.flatten() {
-                let Ok(m) = ent.metadata() else { continue };
-                if m.dev() != dev {
-                    continue;
-                }
-                let name = ent.file_name();
-                let usage = match cache.get(&name) {
-                    Some(u) if m.is_dir() => *u,
-                    _ if m.is_dir() => {
-                        let (b, i) = tree_usage(&ent.path(), dev, None);
-                        (b + m.blocks() * 512, i + 1)
-                    }
-                    _ => (m.blocks() * 512, 1),
-                };
-                bytes += usage.0;
-                inodes += usage.1;
-                if m.is_dir() {
-                    now.insert(name, usage);
-                }
-            }
-        }
-        *cache = now;
-        Ok((bytes, inodes))
-    }
-}
-
-/// Bytes (allocated blocks) and inodes below `root` (not counting `root` itself), staying on
-/// device `dev`, hard links counted once; `skip` is counted but not descended into.
-fn tree_usage(root: &Path, dev: u64, skip: Option<&Path>) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut bytes = 0u64;
-    let mut inodes = 0u64;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for ent in rd.flatten() {
-            let Ok(m) = ent.metadata() else { continue };
-            if m.dev() != dev {
-                continue;
-            }
-            if seen.insert(m.ino()) {
-                bytes += m.blocks() * 512;
-                inodes += 1;
-            }
-            if m.is_dir() {
-                let p = ent.path();
-                if Some(p.as_path()) != skip {
-                    stack.push(p);
-                }
-            }
-        }
-    }
-    (bytes, inodes)
 }

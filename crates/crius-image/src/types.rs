@@ -26,6 +26,9 @@ pub struct ImageServiceConfig {
     pub rootfs_mode: RootfsMode,
     /// Layers downloaded at the same time per pull (default 3).
     pub max_concurrent_downloads: usize,
+    /// How old a container's disk usage (ImageFsInfo, writable layer stats) may be before it
+    /// is walked again (default 10 s; zero walks at every request).
+    pub usage_max_age: std::time::Duration,
 }
 
 impl ImageServiceConfig {
@@ -36,6 +39,7 @@ impl ImageServiceConfig {
             registries_conf: None,
             rootfs_mode: RootfsMode::Auto,
             max_concurrent_downloads: 3,
+            usage_max_age: std::time::Duration::from_secs(10),
         }
     }
 }

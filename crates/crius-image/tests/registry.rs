@@ -413,3 +413,45 @@ async fn fs_info_from_kept_layer_usage_matches_a_full_walk() {
     assert_eq!(after, fresh().await);
     assert!(after.0 < first.0 && after.1 < first.1);
 }
+
+/// A container's writable layer figures are reused for `usage_max_age`, then walked again: a
+/// service keeping them for an hour still reports what it saw before a write, one with a zero
+/// max age sees the write at once, and a removed rootfs has no writable layer.
+#[tokio::test]
+async fn writable_layer_usage_is_kept_for_its_max_age() {
+    let (dir, svc) = service().await;
+    svc.pull("registry.k8s.io/pause:3.9", None).await.unwrap();
+    let id = unique("wlayer");
+    let rootfs = svc
+        .mount_rootfs("registry.k8s.io/pause:3.9", &id)
+        .await
+        .unwrap();
+    let open = |age| {
+        let mut cfg = crius_image::ImageServiceConfig::new(dir.path().join("store"));
+        cfg.usage_max_age = age;
+        crius_image::ImageService::open(cfg)
+    };
+    let hour = open(std::time::Duration::from_secs(3600)).await.unwrap();
+    let zero = open(std::time::Duration::ZERO).await.unwrap();
+    let before = hour
+        .writable_layer_usage(&id)
+        .await
+        .unwrap()
+        .expect("upper");
+    assert_eq!(zero.writable_layer_usage(&id).await.unwrap(), Some(before));
+
+    std::fs::write(rootfs.join("grown"), vec![1u8; 1 << 20]).unwrap();
+    assert_eq!(hour.writable_layer_usage(&id).await.unwrap(), Some(before));
+    let after = zero
+        .writable_layer_usage(&id)
+        .await
+        .unwrap()
+        .expect("upper");
+    assert!(
+        after.0 >= before.0 + (1 << 20) && after.1 == before.1 + 1,
+        "{before:?} -> {after:?}"
+    );
+
+    svc.unmount_rootfs(&id).await.unwrap();
+    assert_eq!(zero.writable_layer_usage(&id).await.unwrap(), None);
+}
