@@ -53,6 +53,56 @@ impl Runtime {
             }
             _ => {}
         }
+        self.signal_and_wait(id, &proc_, signal, timeout).await
+    }
+
+    /// [`Runtime::stop`] for a container whose init pid the caller knows (from create) and
+    /// that it never paused: no `<runtime> state` process. The pid is used through a pidfd
+    /// opened before checking that the process is in the container's own cgroup (its path
+    /// ends in `/<id>`), so a recycled pid is never signalled; when the check fails (the init
+    /// is gone or the layout differs) this falls back to [`Runtime::stop`]. `created`: the
+    /// container was never started (killed outright). A container whose exit the monitor
+    /// recorded is stopped already.
+    pub async fn stop_known(
+        &self,
+        id: &str,
+        pid: i32,
+        created: bool,
+        timeout: Duration,
+        stop_signal: Option<Signal>,
+    ) -> Result<()> {
+        crate::id::validate_id(id)?;
+        if self.monitor.exit_dir.join(id).exists() {
+            return Ok(());
+        }
+        let opened = if pid > 0 {
+            ProcessHandle::open(pid).ok().flatten()
+        } else {
+            None
+        };
+        let proc_ = match opened {
+            Some(p) if in_container_cgroup(pid, id) => p,
+            _ => return self.stop(id, timeout, stop_signal).await,
+        };
+        let signal = if created {
+            Signal::KILL
+        } else {
+            stop_signal.unwrap_or(Signal::TERM)
+        };
+        self.signal_and_wait(id, &proc_, signal, timeout).await
+    }
+
+    /// Signals the init, waits up to `timeout`, SIGKILLs it, then waits for the exit record.
+    async fn signal_and_wait(
+        &self,
+        id: &str,
+        proc_: &ProcessHandle,
+        signal: Signal,
+        timeout: Duration,
+    ) -> Result<()> {
+        let io = |what: &str, e: std::io::Error| {
+            OciError::io(format!("container {id}: stop: {what}"), e)
+        };
         tracing::debug!(
             id,
             pid = proc_.pid(),
@@ -143,5 +193,25 @@ impl Runtime {
         }
         self.exit_record(id, persist_dir)?
             .ok_or_else(|| OciError::NotFound { id: id.to_string() })
+    }
+}
+
+/// Whether process `pid` is in a cgroup whose path ends in `/<id>` (the container's own, with
+/// the cgroupfs driver), in any hierarchy.
+fn in_container_cgroup(pid: i32, id: &str) -> bool {
+    let suffix = format!("/{id}");
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .is_ok_and(|cg| cg.lines().any(|l| l.ends_with(&suffix)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_process_is_in_no_container_cgroup() {
+        let me = std::process::id() as i32;
+        assert!(!in_container_cgroup(me, "0123456789abcdef"));
+        assert!(!in_container_cgroup(-1, "x"));
     }
 }

@@ -337,6 +337,38 @@ async fn spawned_monitor_waits_for_its_bundle(f: Fixture) {
     assert!(f.rt.state(&id).await.unwrap_err().is_not_found());
 }
 
+async fn stop_by_known_pid(f: Fixture) {
+    // With the init pid from create: signalled through a pidfd, the exit recorded.
+    let id = f.id("skp");
+    let pid = f.run(&id, &["sleep", "1000"]).await;
+    // In the container's own cgroup (the check that lets stop_known skip the runtime).
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    assert!(cg.lines().any(|l| l.ends_with(&format!("/{id}"))), "{cg}");
+    f.rt.stop_known(&id, pid, false, LONG, Some(Signal::KILL))
+        .await
+        .expect("stop known");
+    assert!(!alive(pid));
+    assert_eq!(f.rt.exit_record(&id, None).unwrap().unwrap().exit_code, 137);
+    // Stopped already: nothing to do.
+    f.rt.stop_known(&id, pid, false, LONG, None)
+        .await
+        .expect("stop known again");
+    f.rt.delete(&id).await.unwrap();
+
+    // A pid that is not the container's (here: this test process) is never signalled: the
+    // runtime's state finds the init instead; a created container is killed outright.
+    let id = f.id("skw");
+    let bundle = f.bundle(&id, &["sleep", "1000"]);
+    let created = f.rt.create(&f.opts(&id, &bundle)).await.expect("create");
+    let me = std::process::id() as i32;
+    f.rt.stop_known(&id, me, true, LONG, None)
+        .await
+        .expect("stop with a stranger's pid");
+    assert!(!alive(created.pid));
+    assert_eq!(f.rt.exit_record(&id, None).unwrap().unwrap().exit_code, 137);
+    f.rt.delete(&id).await.unwrap();
+}
+
 async fn bad_ids_refused(f: Fixture) {
     let bundle = f.bundle("okbundle", &["true"]);
     for bad in ["", "../escape", "a/b", "..", "-x", "a b"] {
@@ -546,6 +578,7 @@ matrix!(
     oom_kill_is_recorded,
     failed_create_leaves_nothing,
     spawned_monitor_waits_for_its_bundle,
+    stop_by_known_pid,
     bad_ids_refused,
     pause_resume_update,
     attach_round_trip,

@@ -118,6 +118,22 @@ impl ContainerRuntime for OciRuntime {
         self.rt.stop(id, timeout, Some(sig)).await.map_err(map_err)
     }
 
+    async fn stop_known(
+        &self,
+        id: &str,
+        pid: u32,
+        created: bool,
+        timeout: Duration,
+        signal: i32,
+    ) -> Result<()> {
+        let sig = Signal::from_raw(signal).map_err(map_err)?;
+        let pid = i32::try_from(pid).unwrap_or(0);
+        self.rt
+            .stop_known(id, pid, created, timeout, Some(sig))
+            .await
+            .map_err(map_err)
+    }
+
     async fn delete(&self, id: &str) -> Result<()> {
         self.rt.delete(id).await.map_err(map_err)?;
         let p = self.persist(id);

@@ -96,6 +96,20 @@ pub trait ContainerRuntime: Send + Sync {
     async fn start(&self, id: &str) -> Result<()>;
     /// Sends `signal`, waits up to `timeout`, then SIGKILL; returns once it has exited.
     async fn stop(&self, id: &str, timeout: Duration, signal: i32) -> Result<()>;
+    /// [`ContainerRuntime::stop`] of a container (never paused) whose init `pid` is known:
+    /// without asking the runtime for its state when the pid is still the container's
+    /// (`created`: never started, killed outright).
+    async fn stop_known(
+        &self,
+        id: &str,
+        pid: u32,
+        created: bool,
+        timeout: Duration,
+        signal: i32,
+    ) -> Result<()> {
+        let _ = (pid, created);
+        self.stop(id, timeout, signal).await
+    }
     /// Deletes the runtime's container state; idempotent.
     async fn delete(&self, id: &str) -> Result<()>;
     /// The runtime's state, `None` when it does not know the container.

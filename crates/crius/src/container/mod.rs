@@ -418,9 +418,15 @@ impl Crius {
             ContainerState::Created => (Duration::ZERO, libc::SIGKILL),
             _ => (Duration::from_secs(timeout.max(0) as u64), rec.stop_signal),
         };
-        rt.stop(&rec.id, timeout, signal)
-            .await
-            .map_err(|e| e.context(format!("stop container {}", rec.id)))?;
+        // The init pid from create: no runtime state process to find it again.
+        let stopped = if rec.pid > 0 {
+            let created = rec.state == ContainerState::Created;
+            rt.stop_known(&rec.id, rec.pid, created, timeout, signal)
+                .await
+        } else {
+            rt.stop(&rec.id, timeout, signal).await
+        };
+        stopped.map_err(|e| e.context(format!("stop container {}", rec.id)))?;
         let info = match rt.exit_info(&rec.id).await? {
             Some(i) => i,
             None => ExitInfo {
