@@ -90,7 +90,7 @@ RESULTS=${RESULTS:-$(mktemp -d /tmp/crius-conformance.XXXXXX)}
 mkdir -p "$RESULTS"
 RESULTS=$(cd "$RESULTS" && pwd)
 if ! registry_up; then "$TESTENV/registry.sh" start >&2; STARTED_REGISTRY=1; fi
-"$TESTENV/images.sh" >"$RESULTS/images.log" 2>&1 || die "testenv images.sh failed; see $RESULTS/images.log"
+flock /tmp/crius-testenv.lock "$TESTENV/images.sh" >"$RESULTS/images.log" 2>&1 || die "testenv images.sh failed; see $RESULTS/images.log"
 
 # 3. the runtime under test
 if [[ -z $ENDPOINT ]]; then

@@ -125,7 +125,7 @@ if ((TEST_REGISTRY_MODE)); then
 	[[ -n $TESTENV && -x $TESTENV/registry.sh ]] || die "--test-registry: $REPO/../shared/testenv not found"
 	registry_up || "$TESTENV/registry.sh" start >&2
 	say "pushing the test images (testenv images.sh)"
-	"$TESTENV/images.sh" >/var/log/crius-testenv-images.log 2>&1 || die "images.sh failed; see /var/log/crius-testenv-images.log"
+	flock /tmp/crius-testenv.lock "$TESTENV/images.sh" >/var/log/crius-testenv-images.log 2>&1 || die "images.sh failed; see /var/log/crius-testenv-images.log"
 	write_registries_conf "$REGCONF"
 	say "wrote $REGCONF: $MIRRORED_REGISTRIES -> $TEST_REGISTRY"
 fi

@@ -146,7 +146,7 @@ leak_check() {
 images() {
 	set -o pipefail
 	[[ -n $TESTENV && -x $TESTENV/images.sh ]] || { echo "test image fixture not found beside the repo (../shared/testenv)"; return 1; }
-	"$TESTENV/images.sh" | tail -n 3
+	flock /tmp/crius-testenv.lock "$TESTENV/images.sh" | tail -n 3
 }
 cargo_test() {
 	set -o pipefail

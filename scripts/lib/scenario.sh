@@ -60,7 +60,7 @@ wait_state() {
 # (then RESTART_CMD restarts it); writes WORK/crictl.yaml and says what it runs against.
 scenario_runtime() {
 	if [[ -n $TESTENV ]] && ! registry_up; then "$TESTENV/registry.sh" start >&2; STARTED_REGISTRY=1; fi
-	if [[ -n $TESTENV ]]; then "$TESTENV/images.sh" >"$WORK/images.log" 2>&1 || die "images.sh failed: $(tail -3 "$WORK/images.log")"; fi
+	if [[ -n $TESTENV ]]; then flock /tmp/crius-testenv.lock "$TESTENV/images.sh" >"$WORK/images.log" 2>&1 || die "images.sh failed: $(tail -3 "$WORK/images.log")"; fi
 	if [[ -z $ENDPOINT ]]; then
 		INSTANCE=$(mktemp -d /tmp/crius-scenario-instance.XXXXXX)
 		bash "$REPO/scripts/crius-instance.sh" start "$INSTANCE" >&2 || { fail "crius starts and answers the CRI"; finish; }

@@ -74,7 +74,9 @@ pub fn ensure_registry() {
                 "/v2/k8s-staging-cri-tools/test-image-tags/manifests/3",
             ) != Some(200)
         {
-            let st = Command::new("bash")
+            // one writer of the shared fixture at a time (images.sh rebuilds its layouts dir)
+            let st = Command::new("flock")
+                .args(["/tmp/crius-testenv.lock", "bash"])
                 .arg(format!("{TESTENV}/images.sh"))
                 .status()
                 .expect("run images.sh");

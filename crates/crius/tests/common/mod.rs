@@ -19,6 +19,9 @@ use tonic::transport::{Channel, Endpoint, Uri};
 /// The test image (docker.io mirror of the local registry).
 pub const BUSYBOX: &str = "busybox:1";
 
+/// Lock file serialising the test fixture's scripts between concurrent test binaries.
+const TESTENV_LOCK: &str = "/tmp/crius-testenv.lock";
+
 /// Starts the local registry and pushes the test images (idempotent).
 pub fn ensure_registry() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -26,8 +29,9 @@ pub fn ensure_registry() {
         for script in ["registry.sh start", "images.sh"] {
             let mut args: Vec<&str> = script.split(' ').collect();
             let path = format!("/work/shared/testenv/{}", args.remove(0));
-            let out = Command::new("bash")
-                .arg(&path)
+            // one writer of the shared fixture at a time (images.sh rebuilds its layouts dir)
+            let out = Command::new("flock")
+                .args([TESTENV_LOCK, "bash", &path])
                 .args(&args)
                 .output()
                 .expect("run testenv script");
