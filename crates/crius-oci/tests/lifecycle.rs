@@ -140,11 +140,17 @@ async fn stop_escalates_to_sigkill(f: Fixture) {
 
 async fn stop_signal_is_honoured(f: Fixture) {
     let id = f.id("sts");
-    f.run(
-        &id,
-        &["sh", "-c", "trap 'exit 7' USR1; while :; do sleep 1; done"],
-    )
-    .await;
+    let pid = f
+        .run(
+            &id,
+            &["sh", "-c", "trap 'exit 7' USR1; while :; do sleep 1; done"],
+        )
+        .await;
+    // Until the shell has run `trap`, USR1 would kill it (exit 138): wait for the handler.
+    assert!(
+        wait_signal_caught(pid, libc::SIGUSR1),
+        "the shell never installed its USR1 trap"
+    );
     f.rt.stop(&id, LONG, Some(Signal::parse("SIGUSR1").unwrap()))
         .await
         .expect("stop");
@@ -279,6 +285,27 @@ async fn failed_create_leaves_nothing(f: Fixture) {
     assert!(list(&f.base.path().join("s")).is_empty());
     assert!(processes_mentioning(&id).is_empty(), "processes left");
     assert!(f.rt.state(&id).await.unwrap_err().is_not_found());
+}
+
+/// Whether `pid` catches `sig` (SigCgt in /proc/PID/status), waiting up to 30 s for it to
+/// install the handler. The kernel offers no event for a handler being installed, so this
+/// re-reads the mask every millisecond: what it waits for is the value itself.
+fn wait_signal_caught(pid: i32, sig: i32) -> bool {
+    let bit = 1u64 << (sig - 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
+        match caught {
+            Some(m) if m & bit != 0 => return true,
+            Some(_) => std::thread::sleep(Duration::from_millis(1)),
+            None => return false, // gone
+        }
+    }
+    false
 }
 
 /// Blocks until `pid` has exited (its pidfd turns readable), at most `ms` milliseconds.
