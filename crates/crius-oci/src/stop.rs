@@ -58,8 +58,8 @@ impl Runtime {
 
     /// [`Runtime::stop`] for a container whose init pid the caller knows (from create) and
     /// that it never paused: no `<runtime> state` process. The pid is used through a pidfd
-    /// opened before checking that the process is in the container's own cgroup (its path
-    /// ends in `/<id>`), so a recycled pid is never signalled; when the check fails (the init
+    /// opened before checking that the process is in the container's own cgroup (its last
+    /// component is `<id>` or ends in `-<id>`), so a recycled pid is never signalled; when the check fails (the init
     /// is gone or the layout differs) this falls back to [`Runtime::stop`]. `created`: the
     /// container was never started (killed outright). A container whose exit the monitor
     /// recorded is stopped already.
@@ -196,12 +196,18 @@ impl Runtime {
     }
 }
 
-/// Whether process `pid` is in a cgroup whose path ends in `/<id>` (the container's own, with
-/// the cgroupfs driver), in any hierarchy.
+/// Whether process `pid` is in a cgroup whose last path component is `<id>` or ends in `-<id>`
+/// (the container's own with the cgroupfs driver, such as `/<parent>/<id>` or a pod infra's
+/// `/<parent>/crius-<id>`), in any hierarchy.
 fn in_container_cgroup(pid: i32, id: &str) -> bool {
-    let suffix = format!("/{id}");
     std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .is_ok_and(|cg| cg.lines().any(|l| l.ends_with(&suffix)))
+        .is_ok_and(|cg| cg.lines().any(|l| names_container(l, id)))
+}
+
+/// Whether a /proc/PID/cgroup line's path ends in the cgroup of container `id`.
+fn names_container(line: &str, id: &str) -> bool {
+    let last = line.rsplit('/').next().unwrap_or_default();
+    last == id || last.strip_suffix(id).is_some_and(|p| p.ends_with('-'))
 }
 
 #[cfg(test)]
@@ -213,5 +219,27 @@ mod tests {
         let me = std::process::id() as i32;
         assert!(!in_container_cgroup(me, "0123456789abcdef"));
         assert!(!in_container_cgroup(-1, "x"));
+    }
+
+    #[test]
+    fn a_container_cgroup_is_the_last_component_or_its_dash_suffix() {
+        assert!(names_container("4:memory:/kubepods/pod1/abc123", "abc123"));
+        assert!(names_container(
+            "4:memory:/kubepods/pod1/crius-abc123",
+            "abc123"
+        ));
+        assert!(names_container("0::/abc123", "abc123"));
+        assert!(!names_container(
+            "4:memory:/kubepods/pod1/xabc123",
+            "abc123"
+        ));
+        assert!(!names_container(
+            "4:memory:/kubepods/abc123/other",
+            "abc123"
+        ));
+        assert!(!names_container(
+            "4:memory:/kubepods/pod1/abc1234",
+            "abc123"
+        ));
     }
 }

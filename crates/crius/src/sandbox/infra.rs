@@ -2,7 +2,6 @@
 //! `crius-pause` (bind-mounted from the host, no image) as PID 1 of the pod's PID namespace,
 //! joined to the pod's pinned network/IPC/UTS namespaces.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -84,41 +83,6 @@ fn process_running(pid: u32) -> bool {
     }
 }
 
-/// How long the monitor may take to record the exit of a killed infra process.
-const INFRA_EXIT_RECORD_WAIT: Duration = Duration::from_secs(10);
-
-/// SIGKILLs process `pid` if it is still the init of infra container `infra_id`, whose
-/// cgroup path (and no other process's) ends in `crius-<infra_id>`. Through a pidfd opened
-/// before the check, so a recycled PID is never signalled: if the infra process ended and
-/// its PID was reused in between, the check sees a stranger or the signal finds the pidfd's
-/// process gone. Returns whether the signal was delivered.
-fn kill_infra_process(pid: u32, infra_id: &str) -> bool {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is shared.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: fd is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let suffix = format!("/crius-{infra_id}");
-    let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .is_ok_and(|cg| cg.lines().any(|l| l.ends_with(&suffix)));
-    if !ours {
-        return false;
-    }
-    // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo (NULL) and no flags.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            libc::SIGKILL,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    r == 0
-}
-
 impl Crius {
     /// Creates and starts the infra container `id` of `pod`; returns its PID. On failure
     /// nothing of it is left.
@@ -196,18 +160,20 @@ impl Crius {
     }
 
     /// Kills a pod's infra process and waits for the monitor's exit record. `pid` is the
-    /// recorded infra PID, if known: while it is still the infra process it is killed
-    /// directly, which spares the runtime call (`state`) that a stop through the runtime
-    /// makes to learn it.
+    /// recorded infra PID, if known: while it is still the infra process (checked through a
+    /// pidfd against its cgroup, `crius-<id>`) it is killed directly, which spares the runtime
+    /// call (`state`) that a stop through the runtime makes to learn it.
     pub async fn kill_infra(&self, handler: &str, infra_id: &str, pid: Option<u32>) -> Result<()> {
         let rt = self.runtime(handler)?;
-        if pid.is_some_and(|pid| kill_infra_process(pid, infra_id)) {
-            // The deletion comes after the exit record, so that none appears after it.
-            if let Err(e) = rt.wait_exit(infra_id, INFRA_EXIT_RECORD_WAIT).await {
-                tracing::warn!(infra = infra_id, error = %e, "no exit record of the killed infra process");
+        let r = match pid {
+            Some(pid) => {
+                rt.stop_known(infra_id, pid, true, Duration::ZERO, libc::SIGKILL)
+                    .await
             }
-        } else {
-            rt.stop(infra_id, Duration::ZERO, libc::SIGKILL).await.ok();
+            None => rt.stop(infra_id, Duration::ZERO, libc::SIGKILL).await,
+        };
+        if let Err(e) = r {
+            tracing::warn!(infra = infra_id, error = %e, "kill the infra process");
         }
         Ok(())
     }
