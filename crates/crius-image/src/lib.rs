@@ -458,7 +458,24 @@ impl LayerJob {
         };
         let json = serde_json::to_vec_pretty(&rec)
             .map_err(|e| Failure::Other(ImageError::Internal(e.to_string())))?;
-        store::write_atomic(&tmp.path().join("layer.json"), &json).map_err(Failure::Other)?;
+        let layer_dir = tmp.path().to_path_buf();
+        let sync = inner.config.sync_layers;
+        // Durable before it is named: a layer in layers/ is trusted by every later pull and
+        // container, and the unpacked files are written without fsync. One syncfs writes the
+        // layer (and whatever else is dirty on the store's filesystem) out at once; concurrent
+        // layers share its cost.
+        tokio::task::spawn_blocking(move || {
+            store::write_unsynced(&layer_dir.join("layer.json"), &json)?;
+            if !sync {
+                return Ok(());
+            }
+            let dir = std::fs::File::open(&layer_dir)
+                .map_err(|e| ImageError::io("open", &layer_dir, e))?;
+            rustix::fs::syncfs(&dir).map_err(|e| ImageError::io("syncfs", &layer_dir, e.into()))
+        })
+        .await
+        .map_err(|e| Failure::Other(ImageError::Internal(format!("blocking task: {e}"))))?
+        .map_err(Failure::Other)?;
         let dest = inner.paths.layer(chain);
         let kept = tmp.keep();
         match std::fs::rename(&kept, &dest) {
@@ -613,10 +630,8 @@ impl ImageService {
                         layers: img.record.layers.clone(),
                         overlay: inner.config.rootfs_mode != RootfsMode::Copy,
                     };
-                    let dir = inner.paths.container(container_id);
-                    std::fs::create_dir_all(&dir)
-                        .map_err(|e| ImageError::io("create container dir", &dir, e))?;
-                    inner.paths.save_container(&rec)?;
+                    // In the state first: that pins the layers against a concurrent GC. The
+                    // files are written on the blocking pool, not under the lock.
                     st.containers.insert(container_id.to_string(), rec.clone());
                     (rec, true)
                 }
@@ -627,6 +642,12 @@ impl ImageService {
         let r2 = rec.clone();
         let result = blocking(move || {
             let mut rec = r2;
+            if fresh {
+                let dir = paths.container(&rec.container_id);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| ImageError::io("create container dir", &dir, e))?;
+                paths.save_container(&rec)?;
+            }
             if rec.overlay {
                 match rootfs::mount_overlay(&paths, &rec, idmap.as_ref())? {
                     Ok(p) => return Ok((p, None)),

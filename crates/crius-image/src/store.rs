@@ -184,13 +184,29 @@ pub(crate) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 
 /// Writes `data` to `path` atomically (temp file in the same dir, fsync, rename).
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_replace(path, data, true)
+}
+
+/// Writes `data` to `path` atomically without fsync (the caller makes it durable otherwise).
+pub(crate) fn write_unsynced(path: &Path, data: &[u8]) -> Result<()> {
+    write_replace(path, data, false)
+}
+
+/// Writes `path` through a temp file renamed over it; `sync`: the data is fsynced first.
+fn write_replace(path: &Path, data: &[u8], sync: bool) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| ImageError::Internal(format!("no parent dir for {}", path.display())))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| ImageError::io("create temp file in", dir, e))?;
     tmp.write_all(data)
-        .and_then(|_| tmp.as_file().sync_all())
+        .and_then(|_| {
+            if sync {
+                tmp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        })
         .map_err(|e| ImageError::io("write", tmp.path().to_path_buf(), e))?;
     tmp.persist(path)
         .map_err(|e| ImageError::io("rename into place", path, e.error))?;
@@ -258,6 +274,11 @@ impl Paths {
                 continue;
             }
             let loaded = read_json::<ImageRecord>(&p).and_then(|record| {
+                // A crash can keep the record and lose a layer's rename (or the layer itself):
+                // such an image is skipped, and pulled again when asked for.
+                if let Some(l) = record.layers.iter().find(|l| !self.has_layer(l)) {
+                    return Err(ImageError::Internal(format!("layer {l} is missing")));
+                }
                 let config = self.read_config(&record.id)?;
                 Ok(Image { record, config })
             });
@@ -306,11 +327,16 @@ impl Paths {
     }
 
     /// Saves a container record.
+    /// Writes a container rootfs record, atomically but without fsync: it only pins layers for
+    /// the life of the container, whose own durable record in the daemon names the rootfs to
+    /// tear down. Lost in a machine crash, the directory is skipped at open (with a warning)
+    /// and still removed by its container's removal.
     pub fn save_container(&self, r: &ContainerRecord) -> Result<()> {
         let data = serde_json::to_vec_pretty(r).map_err(|e| ImageError::Internal(e.to_string()))?;
-        write_atomic(
+        write_replace(
             &self.container(&r.container_id).join("container.json"),
             &data,
+            false,
         )
     }
 

@@ -29,6 +29,10 @@ pub struct ImageServiceConfig {
     /// How old a container's disk usage (ImageFsInfo, writable layer stats) may be before it
     /// is walked again (default 10 s; zero walks at every request).
     pub usage_max_age: std::time::Duration,
+    /// Each unpacked layer is made durable (`syncfs` of the store's filesystem) before it is
+    /// named in `layers/` (default true): without it a power loss can leave a layer whose
+    /// files are empty, which every later pull and container would trust.
+    pub sync_layers: bool,
 }
 
 impl ImageServiceConfig {
@@ -40,6 +44,7 @@ impl ImageServiceConfig {
             rootfs_mode: RootfsMode::Auto,
             max_concurrent_downloads: 3,
             usage_max_age: std::time::Duration::from_secs(10),
+            sync_layers: true,
         }
     }
 }

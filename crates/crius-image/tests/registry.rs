@@ -455,3 +455,35 @@ async fn writable_layer_usage_is_kept_for_its_max_age() {
     svc.unmount_rootfs(&id).await.unwrap();
     assert_eq!(zero.writable_layer_usage(&id).await.unwrap(), None);
 }
+
+/// Layers are made durable before they are named in `layers/`, and the image record after
+/// them; a store where a crash kept an image's record but lost one of its layers skips that
+/// image at open (with a warning), and the next pull makes it whole again.
+#[tokio::test]
+async fn an_image_with_a_lost_layer_is_pulled_again() {
+    let (dir, svc) = service().await;
+    svc.pull("registry.k8s.io/pause:3.9", None).await.unwrap();
+    drop(svc);
+    let store = dir.path().join("store");
+    let layers = names(&store.join("layers"));
+    assert!(!layers.is_empty());
+    let lost = store.join("layers").join(&layers[0]);
+    std::fs::rename(&lost, store.join("tmp").join("lost")).unwrap();
+
+    // the same store, with the registries.conf `service` wrote beside it
+    let mut cfg = crius_image::ImageServiceConfig::new(&store);
+    cfg.registries_conf = Some(dir.path().join("registries.conf"));
+    let svc = crius_image::ImageService::open(cfg).await.unwrap();
+    assert_eq!(svc.status("registry.k8s.io/pause:3.9").await.unwrap(), None);
+    svc.pull("registry.k8s.io/pause:3.9", None).await.unwrap();
+    assert!(svc
+        .status("registry.k8s.io/pause:3.9")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .join("layers")
+        .join(&layers[0])
+        .join("layer.json")
+        .is_file());
+}

@@ -39,10 +39,16 @@ fn info(i: crius_image::ImageInfo) -> ImageInfo {
 }
 
 impl Images {
-    /// Opens the store under `root` with the registries file (a missing file = no mirrors).
-    pub async fn open(root: PathBuf, registries_conf: PathBuf) -> Result<Images> {
+    /// Opens the store under `root` with the registries file (a missing file = no mirrors);
+    /// `sync_layers`: each pulled layer is made durable before it is used.
+    pub async fn open(
+        root: PathBuf,
+        registries_conf: PathBuf,
+        sync_layers: bool,
+    ) -> Result<Images> {
         let mut cfg = ImageServiceConfig::new(root);
         cfg.registries_conf = Some(registries_conf);
+        cfg.sync_layers = sync_layers;
         let svc = ImageService::open(cfg).await.map_err(map_err)?;
         Ok(Images { svc })
     }

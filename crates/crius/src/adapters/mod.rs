@@ -33,7 +33,12 @@ pub async fn build(cfg: &Config) -> Result<Backends> {
             Err(e) => return Err(e),
         }
     }
-    let images = image::Images::open(cfg.image_root(), cfg.registries_conf.clone()).await?;
+    let images = image::Images::open(
+        cfg.image_root(),
+        cfg.registries_conf.clone(),
+        cfg.image_pull_sync_fs,
+    )
+    .await?;
     let network = network::CniNetwork::new(
         cfg.ns_dir(),
         cfg.cni_config_dir.clone(),
