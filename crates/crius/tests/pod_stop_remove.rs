@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::Daemon;
+use common::{entries, Daemon};
 use k8s_cri::v1 as cri;
 use tonic::Code;
 
@@ -61,15 +61,6 @@ impl Drop for RuncRootGuard {
     }
 }
 
-fn entries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
 async fn run_logged(d: &mut Daemon, pc: &cri::PodSandboxConfig) -> String {
     d.rt.run_pod_sandbox(cri::RunPodSandboxRequest {
         config: Some(pc.clone()),
@@ -106,6 +97,44 @@ async fn remove(d: &mut Daemon, pod: &str) {
     .expect("remove pod");
 }
 
+/// A daemon whose `logged` runtime is the wrapper of [`logged_runc`] in a new temp dir, with
+/// one pod that has an infra container.
+struct LoggedPod {
+    dir: tempfile::TempDir,
+    /// The wrapper's runtime root.
+    runc_root: PathBuf,
+    _guard: RuncRootGuard,
+    d: Daemon,
+    pc: cri::PodSandboxConfig,
+    pod: String,
+    infra: String,
+}
+
+/// [`LoggedPod`] with a pod named `name`.
+async fn logged_infra_pod(name: &str) -> LoggedPod {
+    let dir = tempfile::Builder::new()
+        .prefix("crius-it-wrap-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let runc_root = dir.path().join("runc-logged");
+    let guard = RuncRootGuard(runc_root.clone());
+    let mut d = Daemon::start_with_config(&logged_runc(dir.path())).await;
+    let pc = d.pod_config(name, true);
+    let pod = run_logged(&mut d, &pc).await;
+    let infra = entries(&runc_root);
+    assert_eq!(infra.len(), 1, "one infra container: {infra:?}");
+    let infra = infra[0].clone();
+    LoggedPod {
+        dir,
+        runc_root,
+        _guard: guard,
+        d,
+        pc,
+        pod,
+        infra,
+    }
+}
+
 fn record(d: &Daemon, pod: &str) -> PathBuf {
     d.dir
         .path()
@@ -115,18 +144,15 @@ fn record(d: &Daemon, pod: &str) -> PathBuf {
 
 #[tokio::test]
 async fn stop_kills_the_infra_without_the_runtime_and_it_is_deleted_once() {
-    let dir = tempfile::Builder::new()
-        .prefix("crius-it-wrap-")
-        .tempdir_in("/tmp")
-        .expect("tempdir");
-    let runc_root = dir.path().join("runc-logged");
-    let _guard = RuncRootGuard(runc_root.clone());
-    let mut d = Daemon::start_with_config(&logged_runc(dir.path())).await;
-    let pc = d.pod_config("infra", true);
-    let pod = run_logged(&mut d, &pc).await;
-    let infra = entries(&runc_root);
-    assert_eq!(infra.len(), 1, "one infra container: {infra:?}");
-    let infra = infra[0].clone();
+    let LoggedPod {
+        dir,
+        runc_root,
+        _guard,
+        mut d,
+        pc,
+        pod,
+        infra,
+    } = logged_infra_pod("infra").await;
     assert!(d.dir.path().join("run/containers").join(&infra).exists());
 
     let before_stop = runtime_calls(dir.path()).len();
@@ -256,18 +282,15 @@ async fn files_of_a_removal_cut_short_after_the_record_are_deleted_at_start() {
 
 #[tokio::test]
 async fn an_infra_deletion_cut_short_by_a_crash_is_finished_by_the_removal() {
-    let dir = tempfile::Builder::new()
-        .prefix("crius-it-wrap-")
-        .tempdir_in("/tmp")
-        .expect("tempdir");
-    let runc_root = dir.path().join("runc-logged");
-    let _guard = RuncRootGuard(runc_root.clone());
-    let mut d = Daemon::start_with_config(&logged_runc(dir.path())).await;
-    let pc = d.pod_config("held", true);
-    let pod = run_logged(&mut d, &pc).await;
-    let infra = entries(&runc_root);
-    assert_eq!(infra.len(), 1, "one infra container: {infra:?}");
-    let infra = infra[0].clone();
+    let LoggedPod {
+        dir,
+        runc_root,
+        _guard,
+        mut d,
+        pod,
+        infra,
+        ..
+    } = logged_infra_pod("held").await;
     // The runtime's delete of the infra is held: the stop answers all the same.
     nix::unistd::mkfifo(&dir.path().join("release"), nix::sys::stat::Mode::S_IRWXU)
         .expect("mkfifo");

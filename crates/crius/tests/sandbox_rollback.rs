@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{mounts_under, processes_under, Daemon};
+use common::{entries, mounts_under, processes_under, Daemon};
 use k8s_cri::v1 as cri;
 
 /// Addresses host-local holds in `dir` (its files are named by IP; `lock` and
@@ -27,15 +27,6 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
-}
-
-fn entries(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
 }
 
 #[tokio::test]

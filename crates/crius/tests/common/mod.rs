@@ -514,6 +514,16 @@ fn spawn(args: &[String], log: &Path) -> Child {
     child
 }
 
+/// Names of the entries of `dir` (none when it does not exist), in directory order.
+pub fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 /// Waits (bounded, checking /proc) until no process has `needle` in its command line.
 pub fn wait_no_process_with(needle: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
