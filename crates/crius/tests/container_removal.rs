@@ -116,14 +116,7 @@ async fn removal_answers_first_and_the_name_is_free_at_once() {
     let pod = d.run_pod(&pc).await;
 
     // A running container (removed without a stop first) and an exited one.
-    let running = d
-        .create(
-            &pod,
-            &pc,
-            Daemon::container_config("web", &["sleep", "3600"]),
-        )
-        .await;
-    d.start_ctr(&running).await;
+    let running = d.run_sleeper(&pod, &pc, "web").await;
     let exited = d
         .create(&pod, &pc, Daemon::container_config("job", &["true"]))
         .await;
@@ -151,14 +144,7 @@ async fn removal_answers_first_and_the_name_is_free_at_once() {
     }
 
     // The shutdown waits for the cleanups still running (SIGTERM right after a removal).
-    let last = d
-        .create(
-            &pod,
-            &pc,
-            Daemon::container_config("last", &["sleep", "3600"]),
-        )
-        .await;
-    d.start_ctr(&last).await;
+    let last = d.run_sleeper(&pod, &pc, "last").await;
     remove(&mut d, &last).await;
     d.stop_only();
     let left = Leftovers::of(&d, &last);
@@ -188,14 +174,7 @@ async fn a_cleanup_cut_short_by_a_killed_daemon_is_finished_at_start() {
     d.pull_busybox().await;
     let pc = d.pod_config("rm-kill", false);
     let pod = d.run_pod(&pc).await;
-    let old = d
-        .create(
-            &pod,
-            &pc,
-            Daemon::container_config("web", &["sleep", "3600"]),
-        )
-        .await;
-    d.start_ctr(&old).await;
+    let old = d.run_sleeper(&pod, &pc, "web").await;
     let left = Leftovers::of(&d, &old);
 
     // An immutable file in the writable layer: the background cleanup cannot delete the

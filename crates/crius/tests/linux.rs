@@ -340,9 +340,7 @@ async fn memory_and_writable_layer_stats_follow_the_container() {
     d.pull_busybox().await;
     let pc = d.pod_config("memstat", false);
     let pod = d.run_pod(&pc).await;
-    let cfg = Daemon::container_config("hold", &["sleep", "3600"]);
-    let id = d.create(&pod, &pc, cfg).await;
-    d.start_ctr(&id).await;
+    let id = d.run_sleeper(&pod, &pc, "hold").await;
     // dd runs in the container's cgroup: the 3 MiB it writes are charged there
     exec_ok(
         &mut d,

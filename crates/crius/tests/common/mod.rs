@@ -325,6 +325,19 @@ impl Daemon {
             .container_id
     }
 
+    /// Creates and starts a busybox container `name` that sleeps for an hour; returns its ID.
+    pub async fn run_sleeper(
+        &mut self,
+        pod: &str,
+        pod_config: &cri::PodSandboxConfig,
+        name: &str,
+    ) -> String {
+        let cfg = Self::container_config(name, &["sleep", "3600"]);
+        let id = self.create(pod, pod_config, cfg).await;
+        self.start_ctr(&id).await;
+        id
+    }
+
     /// Starts a container.
     pub async fn start_ctr(&mut self, id: &str) {
         self.rt
